@@ -15,6 +15,8 @@ export interface FileSystem {
   fdatasyncSync(fd: number): void;
   fsyncSync(fd: number): void;
   fstatSizeSync(fd: number): number;
+  /** Truncates an open file and makes the new length durable. */
+  ftruncateSync(fd: number, length: number): void;
   renameSync(from: string, to: string): void;
   unlinkSync(file: string): void;
   mkdirSync(dir: string): void;
@@ -36,6 +38,7 @@ export const nodeFileSystem: FileSystem = {
   fdatasyncSync: (fd) => nodeFs.fdatasyncSync(fd),
   fsyncSync: (fd) => nodeFs.fsyncSync(fd),
   fstatSizeSync: (fd) => nodeFs.fstatSync(fd).size,
+  ftruncateSync: (fd, length) => nodeFs.ftruncateSync(fd, length),
   renameSync: (a, b) => nodeFs.renameSync(a, b),
   unlinkSync: (f) => nodeFs.unlinkSync(f),
   mkdirSync: (d) => { nodeFs.mkdirSync(d, { recursive: true }); },

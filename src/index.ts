@@ -1,0 +1,3 @@
+// Threads: the caller's thread. The package's public surface.
+export { StemeDB, type StemeDBOptions } from './main/db.js';
+export { StemeError, CorruptionError, type LevelErrorCode } from './common/errors.js';

@@ -1,0 +1,101 @@
+// Threads: WAL worker (writes WAL and MANIFEST records, replays the WAL), any thread that
+// verifies or repairs a database. Shared by reader and writer; see docs/format-wal.md.
+//
+// The record framing used by WAL segments and the MANIFEST:
+//
+//   file   := record* [zero padding]
+//   record := checksum: u32 LE | length: u32 LE | type: u8 | payload: byte[length]
+//   checksum := xxh32(seed = CHECKSUM_SEED) over length ‖ type ‖ payload (bytes 4 .. 9+length)
+//
+// A record is written with one write() together with the rest of its group, so after a
+// process crash it is either whole or absent. After power loss the tail may be torn: a
+// header or payload that runs past end of file, a zero header (preallocated space), or a
+// checksum mismatch on the last record. Readers report where the valid prefix ends.
+// DO NOT RENUMBER RecordType values: they are on disk.
+
+import { checksum32 } from '../common/checksum.js';
+
+export const RECORD_HEADER_BYTES = 9;
+export const RECORD_PAYLOAD_BYTES_MAX = 512 * 1024 * 1024;
+
+export const enum RecordType {
+  /** Zero: never written; marks preallocated or zeroed space. */
+  Zero = 0,
+  /** WAL: one write batch (log/batch.ts). */
+  Batch = 1,
+  /** MANIFEST: one version edit (log/manifest.ts). */
+  VersionEdit = 2,
+}
+
+export function recordBytes(payloadBytes: number): number {
+  return RECORD_HEADER_BYTES + payloadBytes;
+}
+
+/** Frames payload as a record at out[offset]; returns the offset after it. */
+export function writeRecord(out: Uint8Array, offset: number, type: RecordType, payload: Uint8Array): number {
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  view.setUint32(offset + 4, payload.length, true);
+  out[offset + 8] = type;
+  out.set(payload, offset + RECORD_HEADER_BYTES);
+  const end = offset + RECORD_HEADER_BYTES + payload.length;
+  view.setUint32(offset, checksum32(out.subarray(offset + 4, end)), true);
+  return end;
+}
+
+/**
+ * Frames a payload that the caller already wrote at out[offset + RECORD_HEADER_BYTES].
+ * Lets the WAL worker copy ring bytes once, straight into the group buffer.
+ */
+export function sealRecord(out: Uint8Array, offset: number, type: RecordType, payloadBytes: number): number {
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  view.setUint32(offset + 4, payloadBytes, true);
+  out[offset + 8] = type;
+  const end = offset + RECORD_HEADER_BYTES + payloadBytes;
+  view.setUint32(offset, checksum32(out.subarray(offset + 4, end)), true);
+  return end;
+}
+
+export type RecordVisit = (type: RecordType, payload: Uint8Array, offset: number) => void;
+
+export interface ScanResult {
+  /** Byte offset where the valid records end. */
+  validBytes: number;
+  /** Why scanning stopped before the end of the data, if it did. */
+  problem?: { offset: number; what: string; atTail: boolean };
+}
+
+/**
+ * Visits every valid record in data. Stops at the first bad record and describes it.
+ * `atTail` is true when the bad record is the last thing in the data (it runs past the end,
+ * is all zeros to the end, or is the final record): a torn write rather than corruption.
+ */
+export function scanRecords(data: Uint8Array, visit: RecordVisit): ScanResult {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let offset = 0;
+  while (offset < data.length) {
+    const remaining = data.length - offset;
+    if (remaining < RECORD_HEADER_BYTES) {
+      return { validBytes: offset, problem: { offset, what: 'truncated record header', atTail: true } };
+    }
+    const checksum = view.getUint32(offset, true);
+    const length = view.getUint32(offset + 4, true);
+    const type = data[offset + 8] as RecordType;
+    if (type === RecordType.Zero && length === 0 && checksum === 0) {
+      const tailIsZero = data.subarray(offset).every((b) => b === 0);
+      return tailIsZero
+        ? { validBytes: offset }
+        : { validBytes: offset, problem: { offset, what: 'zeroed record header followed by data', atTail: false } };
+    }
+    if (length > RECORD_PAYLOAD_BYTES_MAX || RECORD_HEADER_BYTES + length > remaining) {
+      return { validBytes: offset, problem: { offset, what: `record length ${length} runs past end of file`, atTail: true } };
+    }
+    const end = offset + RECORD_HEADER_BYTES + length;
+    if (checksum32(data.subarray(offset + 4, end)) !== checksum) {
+      const atTail = end === data.length || data.subarray(end).every((b) => b === 0);
+      return { validBytes: offset, problem: { offset, what: 'record checksum mismatch', atTail } };
+    }
+    visit(type, data.subarray(offset + RECORD_HEADER_BYTES, end), offset);
+    offset = end;
+  }
+  return { validBytes: offset };
+}

@@ -1,0 +1,168 @@
+// Threads: the caller's (main) thread. The runtime every open database in this thread shares:
+// one WAL worker and one piscina pool for flushes (and later compactions).
+//
+// It starts on the first open and lingers for RUNTIME_LINGER_MS after the last close, so a
+// program (or a test suite) that opens and closes thousands of databases in a row pays for
+// thread start-up once. While nothing is pending, every thread is unref'd: an idle runtime
+// never keeps the process alive. While requests or writes are pending, the WAL worker is
+// ref'd, because Atomics.waitAsync alone does not keep Node's event loop alive.
+
+import * as os from 'node:os';
+import { MessageChannel, Worker, threadId, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { errorFromWire, StemeError } from '../common/errors.js';
+import type { FlushResult, FlushTask, WalReply, WalRequest } from '../shm/messages.js';
+import { Doorbell } from '../shm/signals.js';
+
+const RUNTIME_LINGER_MS = 2000;
+const WAL_WORKER_URL = new URL('../workers/wal-worker.js', import.meta.url);
+const MAINTENANCE_WORKER_URL = new URL('../workers/maintenance-worker.js', import.meta.url);
+
+export interface RuntimeClient {
+  onRotated(reply: Extract<WalReply, { type: 'rotated' }>): void;
+  onFailed(reply: Extract<WalReply, { type: 'failed' }>): void;
+}
+
+type RequestBody = WalRequest extends infer R ? (R extends { requestId: number } ? Omit<R, 'requestId'> : never) : never;
+
+export class Runtime {
+  readonly doorbell = new Doorbell();
+  readonly ownerThreadId = threadId;
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  private readonly pool: Piscina;
+  private readonly clients = new Map<number, RuntimeClient>();
+  private readonly requests = new Map<number, { resolve: (r: WalReply) => void; reject: (e: Error) => void }>();
+  private nextRequestId = 1;
+  private nextDbId = 1;
+  private holds = 0;
+  private users = 0;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private dead: Error | undefined;
+
+  constructor(maintenanceThreads: number) {
+    const channel = new MessageChannel();
+    this.port = channel.port1;
+    this.worker = new Worker(WAL_WORKER_URL, {
+      workerData: { doorbell: this.doorbell.buffer, port: channel.port2 },
+      transferList: [channel.port2],
+      name: 'stemedb-wal',
+    });
+    this.worker.on('message', (reply: WalReply) => this.onReply(reply));
+    this.worker.on('error', (e) => this.onDeath(e));
+    this.worker.on('exit', (code) => { if (code !== 0 || this.users > 0) this.onDeath(new Error(`WAL worker exited with code ${code}`)); });
+    this.worker.unref();
+    this.port.unref();
+    this.pool = new Piscina({
+      filename: MAINTENANCE_WORKER_URL.href,
+      minThreads: 0,
+      maxThreads: maintenanceThreads,
+      idleTimeout: 5000,
+      maxQueue: 'auto',
+    });
+  }
+
+  newDbId(): number {
+    return this.nextDbId++;
+  }
+
+  attach(dbId: number, client: RuntimeClient): void {
+    this.clients.set(dbId, client);
+  }
+
+  detach(dbId: number): void {
+    this.clients.delete(dbId);
+  }
+
+  /** Keeps the process alive while the caller waits on shared memory. Pair with release(). */
+  hold(): void {
+    if (this.holds++ === 0) this.worker.ref();
+  }
+
+  release(): void {
+    if (--this.holds === 0) this.worker.unref();
+  }
+
+  async request(body: RequestBody): Promise<WalReply> {
+    if (this.dead) throw new StemeError('LEVEL_IO_ERROR', 'the WAL worker has stopped', { cause: this.dead });
+    const requestId = this.nextRequestId++;
+    const reply = new Promise<WalReply>((resolve, reject) => this.requests.set(requestId, { resolve, reject }));
+    this.hold();
+    try {
+      this.port.postMessage({ ...body, requestId } as WalRequest);
+      this.doorbell.ring();
+      const r = await reply;
+      if (r.type === 'error') throw errorFromWire(r.error);
+      return r;
+    } finally {
+      this.release();
+    }
+  }
+
+  async flush(task: FlushTask): Promise<FlushResult> {
+    this.hold();
+    try {
+      const result = await this.pool.run(task);
+      if (result && 'error' in result) throw errorFromWire(result.error);
+      return result as FlushResult;
+    } finally {
+      this.release();
+    }
+  }
+
+  private onReply(reply: WalReply): void {
+    switch (reply.type) {
+      case 'rotated': this.clients.get(reply.dbId)?.onRotated(reply); return;
+      case 'failed': this.clients.get(reply.dbId)?.onFailed(reply); return;
+      default: {
+        const pending = this.requests.get(reply.requestId);
+        this.requests.delete(reply.requestId);
+        pending?.resolve(reply);
+      }
+    }
+  }
+
+  private onDeath(error: Error): void {
+    if (this.dead) return;
+    this.dead = error;
+    for (const { reject } of this.requests.values()) reject(new StemeError('LEVEL_IO_ERROR', 'the WAL worker has stopped', { cause: error }));
+    this.requests.clear();
+    if (current === this) current = undefined;
+  }
+
+  get isDead(): boolean {
+    return this.dead !== undefined;
+  }
+
+  acquire(): void {
+    this.users++;
+    if (this.lingerTimer) { clearTimeout(this.lingerTimer); this.lingerTimer = undefined; }
+  }
+
+  unacquire(): void {
+    if (--this.users > 0) return;
+    this.lingerTimer = setTimeout(() => this.shutdown(), RUNTIME_LINGER_MS);
+    this.lingerTimer.unref();
+  }
+
+  private shutdown(): void {
+    if (this.users > 0) return;
+    if (current === this) current = undefined;
+    this.port.postMessage({ type: 'shutdown' } satisfies WalRequest);
+    this.doorbell.ring();
+    void this.pool.destroy();
+  }
+}
+
+let current: Runtime | undefined;
+
+export function defaultMaintenanceThreads(): number {
+  return Math.max(1, Math.min(4, os.availableParallelism() - 1));
+}
+
+/** The runtime of this thread, started if needed. Pair with runtime.unacquire(). */
+export function acquireRuntime(maintenanceThreads = defaultMaintenanceThreads()): Runtime {
+  if (!current || current.isDead) current = new Runtime(maintenanceThreads);
+  current.acquire();
+  return current;
+}

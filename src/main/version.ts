@@ -1,0 +1,156 @@
+// Threads: the caller's (main) thread. The read view of a database: its memtables (in shared
+// memory, written concurrently by the WAL worker) and its SST files.
+//
+// A Version is immutable once built. A flush or rotation builds a new one and swaps it in
+// with one assignment, so a read sees either the memtable or the SST that replaced it,
+// never neither. Iterators and snapshots keep the Version they started with; memtables are
+// garbage-collected shared buffers, so an old Version stays readable for as long as it is held.
+//
+// Read order for a point lookup, newest data first:
+//   1. the active memtable, 2. immutable memtables newest first, 3. level-0 files newest
+//   first (they overlap), 4. deeper levels (sorted, non-overlapping): one file per level.
+// The first entry found with sequence <= snapshot decides: a Put returns its value, a
+// Delete returns "absent".
+
+import * as path from 'node:path';
+import type { InternalIterator, LookupResult } from '../common/iterator.js';
+import { compareBytes, EntryKind, TRAILER_BYTES } from '../common/keys.js';
+import { kvDir, tableName } from '../common/files.js';
+import type { FileMeta } from '../log/manifest.js';
+import { Memtable } from '../shm/memtable.js';
+import { BlockCache } from '../sst/block-cache.js';
+import { TableReader } from '../sst/table-reader.js';
+
+export interface MemtableRef {
+  generation: number;
+  memtable: Memtable;
+  firstSegment: number;
+}
+
+const userKey = (internalKey: Uint8Array) => internalKey.subarray(0, internalKey.length - TRAILER_BYTES);
+
+function inRange(file: FileMeta, key: Uint8Array): boolean {
+  return compareBytes(key, userKey(file.smallestKey)) >= 0 && compareBytes(key, userKey(file.largestKey)) <= 0;
+}
+
+/** Open SST readers of one database. Files are opened on first use and stay open until dropped. */
+export class TableCache {
+  private readonly readers = new Map<number, TableReader>();
+  private readonly opening = new Map<number, Promise<TableReader>>();
+  constructor(private readonly location: string, readonly blockCache: BlockCache) {}
+
+  private file(n: number): string {
+    return path.join(kvDir(this.location), tableName(n));
+  }
+
+  getSync(n: number): TableReader {
+    let r = this.readers.get(n);
+    if (!r) {
+      r = TableReader.openSync(this.file(n), n, this.blockCache);
+      this.readers.set(n, r);
+    }
+    return r;
+  }
+
+  async get(n: number): Promise<TableReader> {
+    const r = this.readers.get(n);
+    if (r) return r;
+    let p = this.opening.get(n);
+    if (!p) {
+      p = TableReader.open(this.file(n), n, this.blockCache).then((reader) => {
+        this.opening.delete(n);
+        const raced = this.readers.get(n);
+        if (raced) { reader.close(); return raced; }
+        this.readers.set(n, reader);
+        return reader;
+      }, (e) => { this.opening.delete(n); throw e; });
+      this.opening.set(n, p);
+    }
+    return p;
+  }
+
+  get openCount(): number {
+    return this.readers.size;
+  }
+
+  closeAll(): void {
+    for (const r of this.readers.values()) r.close();
+    this.readers.clear();
+    this.blockCache.clear();
+  }
+}
+
+export class Version {
+  constructor(
+    readonly active: MemtableRef,
+    /** Oldest first: the next to flush is immutables[0]. */
+    readonly immutables: readonly MemtableRef[],
+    /** levels[0] newest first; deeper levels sorted by smallest key. */
+    readonly levels: readonly (readonly FileMeta[])[],
+  ) {}
+
+  private lookupMemtables(key: Uint8Array, snapshot: number): LookupResult | undefined {
+    const found = this.active.memtable.get(key, snapshot);
+    if (found) return found;
+    for (let i = this.immutables.length - 1; i >= 0; i--) {
+      const r = this.immutables[i].memtable.get(key, snapshot);
+      if (r) return r;
+    }
+    return undefined;
+  }
+
+  /** Files that may hold key, in the order they must be probed. */
+  *candidateFiles(key: Uint8Array): Generator<FileMeta> {
+    for (const f of this.levels[0]) if (inRange(f, key)) yield f;
+    for (let level = 1; level < this.levels.length; level++) {
+      const files = this.levels[level];
+      let lo = 0, hi = files.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (compareBytes(userKey(files[mid].largestKey), key) < 0) lo = mid + 1;
+        else hi = mid;
+      }
+      if (lo < files.length && inRange(files[lo], key)) yield files[lo];
+    }
+  }
+
+  getSync(key: Uint8Array, snapshot: number, tables: TableCache): Uint8Array | undefined {
+    const m = this.lookupMemtables(key, snapshot);
+    if (m) return m.kind === EntryKind.Put ? m.value : undefined;
+    for (const f of this.candidateFiles(key)) {
+      const r = tables.getSync(f.fileNumber).getSync(key, snapshot);
+      if (r) return r.kind === EntryKind.Put ? r.value : undefined;
+    }
+    return undefined;
+  }
+
+  async get(key: Uint8Array, snapshot: number, tables: TableCache): Promise<Uint8Array | undefined> {
+    const m = this.lookupMemtables(key, snapshot);
+    if (m) return m.kind === EntryKind.Put ? m.value : undefined;
+    for (const f of this.candidateFiles(key)) {
+      const r = await (await tables.get(f.fileNumber)).get(key, snapshot);
+      if (r) return r.kind === EntryKind.Put ? r.value : undefined;
+    }
+    return undefined;
+  }
+
+  /** Child iterators for a merged scan, newest source first. */
+  iterators(tables: TableCache): InternalIterator[] {
+    const out: InternalIterator[] = [this.active.memtable.iterator()];
+    for (let i = this.immutables.length - 1; i >= 0; i--) out.push(this.immutables[i].memtable.iterator());
+    for (const files of this.levels) for (const f of files) out.push(tables.getSync(f.fileNumber).iterator());
+    return out;
+  }
+
+  get fileCount(): number {
+    let n = 0;
+    for (const files of this.levels) n += files.length;
+    return n;
+  }
+
+  get memtableBytes(): { active: number; immutable: number } {
+    let immutable = 0;
+    for (const m of this.immutables) immutable += m.memtable.usedBytes;
+    return { active: this.active.memtable.usedBytes, immutable };
+  }
+}

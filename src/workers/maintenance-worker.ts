@@ -1,0 +1,57 @@
+// Threads: flush/compaction pool workers (piscina). Entry point for background table work.
+//
+// A flush writes one immutable memtable, read directly from shared memory, as a level-0 SST:
+//   1. Create kv/NNNNNN.sst exclusively (a leftover from a failed attempt is an orphan that
+//      open removes; the file number is never reused, so 'wx' catches logic errors).
+//   2. Stream the memtable's entries into a TableBuilder, which checksums and compresses blocks.
+//   3. finish() writes the filter, index and footer, then fdatasyncs the file.
+//   4. fsync kv/ so the new directory entry is durable before the MANIFEST names the file.
+// On any failure the partial file is removed and the error travels back as { code, message, cause }.
+// The MANIFEST edit is not made here: the WAL worker owns the MANIFEST.
+
+import { errorToWire } from '../common/errors.js';
+import { fileSystem } from '../common/fs.js';
+import { kvDir, tablePath } from '../common/files.js';
+import type { FlushResult, FlushTask } from '../shm/messages.js';
+import { Memtable } from '../shm/memtable.js';
+import { TableBuilder } from '../sst/table-builder.js';
+
+export default function run(task: FlushTask): FlushResult | { error: ReturnType<typeof errorToWire> } {
+  try {
+    return flush(task);
+  } catch (e) {
+    return { error: errorToWire(e) };
+  }
+}
+
+function flush(task: FlushTask): FlushResult {
+  const fs = fileSystem();
+  const file = tablePath(task.location, task.fileNumber);
+  const memtable = Memtable.attach(task.memtable);
+  const fd = fs.openSync(file, 'wx');
+  let closed = false;
+  try {
+    const builder = new TableBuilder(fd, file, { blockSize: task.blockSize, compression: task.compression });
+    const it = memtable.iterator();
+    for (it.seekToFirst(); it.valid(); it.next()) builder.add(it.key(), it.value());
+    it.close();
+    const props = builder.finish();
+    fs.closeSync(fd);
+    closed = true;
+    fs.syncDirSync(kvDir(task.location));
+    return {
+      fileNumber: task.fileNumber,
+      fileSize: props.fileSize,
+      entryCount: props.entryCount,
+      smallestKey: props.smallestKey,
+      largestKey: props.largestKey,
+      smallestSequence: props.smallestSequence,
+      largestSequence: props.largestSequence,
+    };
+  } catch (e) {
+    if (!closed) { try { fs.closeSync(fd); } catch { /* already failing */ } }
+    try { fs.unlinkSync(file); } catch { /* nothing to remove */ }
+    throw e;
+  }
+}
+

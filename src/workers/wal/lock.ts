@@ -1,0 +1,55 @@
+// Threads: WAL worker. The database LOCK file.
+//
+// Node has no flock(), so the lock is a file created with O_EXCL holding "pid threadId".
+// A LOCK left by a dead process (SIGKILL) is stale and is taken over; a LOCK held by a live
+// process, or by another thread of this process, refuses the open with LEVEL_LOCKED.
+// This is advisory: two processes racing through the stale-takeover path at the same
+// instant could both win; the window is one unlink+create.
+
+import { StemeError } from '../../common/errors.js';
+import { fileSystem, writeAllSync } from '../../common/fs.js';
+import { lockFile } from '../../common/files.js';
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function acquireLock(location: string, ownerThreadId: number, heldHere: Set<string>): void {
+  const fs = fileSystem();
+  const file = lockFile(location);
+  if (heldHere.has(file)) throw new StemeError('LEVEL_LOCKED', `${location} is already open in this thread`);
+  const me = `${process.pid} ${ownerThreadId}\n`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = fs.openSync(file, 'wx');
+      try { writeAllSync(fd, Buffer.from(me), 0); } finally { fs.closeSync(fd); }
+      heldHere.add(file);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let holder = '';
+    try { holder = fs.readFileSync(file).toString('utf8'); } catch { /* vanished: retry */ }
+    const [pidText, threadText] = holder.trim().split(' ');
+    const pid = Number(pidText);
+    const live = Number.isInteger(pid) && pid > 0 && isAlive(pid);
+    const sameProcessOtherThread = pid === process.pid && Number(threadText) !== ownerThreadId;
+    if (holder && (live && pid !== process.pid || sameProcessOtherThread)) {
+      throw new StemeError('LEVEL_LOCKED', `${location} is locked by pid ${pid}${sameProcessOtherThread ? ` thread ${threadText}` : ''}`);
+    }
+    // Stale: the holder died (or is this very thread after a lost close). Take it over.
+    try { fs.unlinkSync(file); } catch { /* raced with another taker; the retry decides */ }
+  }
+  throw new StemeError('LEVEL_LOCKED', `${location} is locked`);
+}
+
+export function releaseLock(location: string, heldHere: Set<string>): void {
+  const file = lockFile(location);
+  heldHere.delete(file);
+  try { fileSystem().unlinkSync(file); } catch { /* already gone */ }
+}
