@@ -186,6 +186,17 @@ describe('block cache', () => {
     expect(small.stats.bytes).toBe(300);
   });
 
+  test('regression: re-inserting the only block of a file keeps it findable and evictable', () => {
+    const cache = new BlockCache(1000);
+    cache.insert(1, 0, blockOf(100));
+    cache.insert(1, 0, blockOf(200)); // used to land in a detached per-file map
+    expect(cache.get(1, 0)?.charge).toBe(200);
+    cache.evictFile(1);
+    expect(cache.stats).toMatchObject({ bytes: 0, blocks: 0 });
+    for (let i = 0; i < 20; i++) cache.insert(2, i, blockOf(100)); // evicts through the LRU list
+    expect(cache.stats.bytes).toBe(1000);
+  });
+
   test('random operations keep bytes within capacity and consistent', () => {
     const random = rng(SEED + 5);
     const cache = new BlockCache(10_000);

@@ -26,18 +26,32 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
 }
 
 export function writeTrailer(out: Uint8Array, offset: number, sequence: number, kind: EntryKind): void {
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  const low = (sequence % 0x1000000) * 256 + kind;
-  const high = Math.floor(sequence / 0x1000000);
-  view.setUint32(offset, low >>> 0, true);
-  view.setUint32(offset + 4, high >>> 0, true);
+  // Byte-wise, not DataView: a DataView over a small typed array forces V8 to move it off-heap.
+  const low = ((sequence % 0x1000000) * 256 + kind) >>> 0;
+  const high = Math.floor(sequence / 0x1000000) >>> 0;
+  out[offset] = low & 0xff;
+  out[offset + 1] = (low >>> 8) & 0xff;
+  out[offset + 2] = (low >>> 16) & 0xff;
+  out[offset + 3] = low >>> 24;
+  out[offset + 4] = high & 0xff;
+  out[offset + 5] = (high >>> 8) & 0xff;
+  out[offset + 6] = (high >>> 16) & 0xff;
+  out[offset + 7] = high >>> 24;
+}
+
+/** The trailer's sequence number. */
+export function trailerSequence(buf: Uint8Array, offset: number): number {
+  const low = (buf[offset + 1] | (buf[offset + 2] << 8) | (buf[offset + 3] << 16)) >>> 0;
+  const high = (buf[offset + 4] | (buf[offset + 5] << 8) | (buf[offset + 6] << 16) | (buf[offset + 7] << 24)) >>> 0;
+  return high * 0x1000000 + low;
+}
+
+export function trailerKind(buf: Uint8Array, offset: number): EntryKind {
+  return buf[offset] as EntryKind;
 }
 
 export function readTrailer(buf: Uint8Array, offset: number): { sequence: number; kind: EntryKind } {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const low = view.getUint32(offset, true);
-  const high = view.getUint32(offset + 4, true);
-  return { sequence: high * 0x1000000 + Math.floor(low / 256), kind: (low & 0xff) as EntryKind };
+  return { sequence: trailerSequence(buf, offset), kind: buf[offset] as EntryKind };
 }
 
 export function makeInternalKey(userKey: Uint8Array, sequence: number, kind: EntryKind): Uint8Array {
@@ -51,14 +65,26 @@ export function userKeyOf(internalKey: Uint8Array): Uint8Array {
   return internalKey.subarray(0, internalKey.length - TRAILER_BYTES);
 }
 
+/** Bytewise comparison of a[aStart, aEnd) and b[bStart, bEnd) without allocating views. */
+export function compareByteRanges(a: Uint8Array, aStart: number, aEnd: number, b: Uint8Array, bStart: number, bEnd: number): number {
+  const n = Math.min(aEnd - aStart, bEnd - bStart);
+  for (let i = 0; i < n; i++) {
+    const d = a[aStart + i] - b[bStart + i];
+    if (d !== 0) return d;
+  }
+  return (aEnd - aStart) - (bEnd - bStart);
+}
+
 /** Orders internal keys: user key ascending, then sequence descending, then kind descending. */
 export function compareInternalKeys(a: Uint8Array, b: Uint8Array): number {
-  const ua = a.subarray(0, a.length - TRAILER_BYTES);
-  const ub = b.subarray(0, b.length - TRAILER_BYTES);
-  const c = Buffer.compare(ua, ub);
+  const aUser = a.length - TRAILER_BYTES;
+  const bUser = b.length - TRAILER_BYTES;
+  const c = compareByteRanges(a, 0, aUser, b, 0, bUser);
   if (c !== 0) return c;
-  const ta = readTrailer(a, a.length - TRAILER_BYTES);
-  const tb = readTrailer(b, b.length - TRAILER_BYTES);
-  if (ta.sequence !== tb.sequence) return ta.sequence > tb.sequence ? -1 : 1;
-  return tb.kind - ta.kind;
+  // Trailer = sequence * 256 + kind; larger trailer sorts first. Compare high word, then low.
+  for (let i = 7; i >= 0; i--) {
+    const d = b[bUser + i] - a[aUser + i];
+    if (d !== 0) return d;
+  }
+  return 0;
 }

@@ -408,7 +408,7 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
 
   private scanner(options: AnyOptions): SnapshotScanner {
     const v = this.view(options);
-    return new SnapshotScanner(v.version.iterators(this.tables!), v.sequence, options.reverse === true, rangeOf(options));
+    return new SnapshotScanner(v.version.iterators(this.tables!), v.sequence, options.reverse === true, rangeOf(options), options.limit ?? Infinity);
   }
 
   _iterator(options: AnyOptions): StemeIterator {
@@ -421,16 +421,13 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
 
   async _clear(options: AnyOptions): Promise<void> {
     const scanner = this.scanner(options);
-    const limit = options.limit === undefined || options.limit < 0 ? Infinity : options.limit;
-    let count = 0;
     try {
       for (;;) {
         const ops: BatchOp[] = [];
-        while (ops.length < 1000 && count < limit) {
+        while (ops.length < 1000) {
           const e = scanner.next();
           if (!e) break;
           ops.push({ kind: EntryKind.Delete, key: e[0] });
-          count++;
         }
         if (ops.length === 0) return;
         await this.write(ops, undefined);

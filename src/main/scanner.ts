@@ -36,7 +36,10 @@ export class SnapshotScanner {
   /** Forward: the user key whose remaining versions are hidden. */
   private skipKey: Buffer | undefined;
 
-  constructor(children: InternalIterator[], readonly snapshot: number, readonly reverse: boolean, range: ScanRange) {
+  private remaining: number;
+
+  constructor(children: InternalIterator[], readonly snapshot: number, readonly reverse: boolean, range: ScanRange, limit = Infinity) {
+    this.remaining = limit < 0 ? Infinity : limit;
     this.merged = new MergingIterator(children, reverse);
     this.lower = range.gte ?? range.gt;
     this.lowerInclusive = range.gte !== undefined;
@@ -75,10 +78,11 @@ export class SnapshotScanner {
 
   /** The next visible entry, or undefined at the end. Key and value are fresh Buffers. */
   next(): Entry | undefined {
-    if (this.exhausted) return undefined;
+    if (this.exhausted || this.remaining <= 0) return undefined;
     if (!this.started) this.start();
     const entry = this.reverse ? this.nextReverse() : this.nextForward();
     if (!entry) this.exhausted = true;
+    else this.remaining--;
     return entry;
   }
 

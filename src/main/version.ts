@@ -29,6 +29,11 @@ export interface MemtableRef {
 
 const userKey = (internalKey: Uint8Array) => internalKey.subarray(0, internalKey.length - TRAILER_BYTES);
 
+/** Values go to users as Buffers (the 'buffer' format); a view over the same bytes, no copy. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 function inRange(file: FileMeta, key: Uint8Array): boolean {
   return compareBytes(key, userKey(file.smallestKey)) >= 0 && compareBytes(key, userKey(file.largestKey)) <= 0;
 }
@@ -116,20 +121,20 @@ export class Version {
 
   getSync(key: Uint8Array, snapshot: number, tables: TableCache): Uint8Array | undefined {
     const m = this.lookupMemtables(key, snapshot);
-    if (m) return m.kind === EntryKind.Put ? m.value : undefined;
+    if (m) return m.kind === EntryKind.Put ? asBuffer(m.value) : undefined;
     for (const f of this.candidateFiles(key)) {
       const r = tables.getSync(f.fileNumber).getSync(key, snapshot);
-      if (r) return r.kind === EntryKind.Put ? r.value : undefined;
+      if (r) return r.kind === EntryKind.Put ? asBuffer(r.value) : undefined;
     }
     return undefined;
   }
 
   async get(key: Uint8Array, snapshot: number, tables: TableCache): Promise<Uint8Array | undefined> {
     const m = this.lookupMemtables(key, snapshot);
-    if (m) return m.kind === EntryKind.Put ? m.value : undefined;
+    if (m) return m.kind === EntryKind.Put ? asBuffer(m.value) : undefined;
     for (const f of this.candidateFiles(key)) {
       const r = await (await tables.get(f.fileNumber)).get(key, snapshot);
-      if (r) return r.kind === EntryKind.Put ? r.value : undefined;
+      if (r) return r.kind === EntryKind.Put ? asBuffer(r.value) : undefined;
     }
     return undefined;
   }

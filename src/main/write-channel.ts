@@ -45,7 +45,9 @@ export class WriteChannel {
   private nextTicket: number;
   private readonly inFlight: PendingWrite[] = [];
   private inFlightHead = 0;
-  private readonly queue: QueuedWrite[] = [];
+  /** Writes waiting for ring space, oldest at queueHead (an index, since shift() on a long array is O(n)). */
+  private queue: QueuedWrite[] = [];
+  private queueHead = 0;
   private draining = false;
   private acking = false;
   private failure: Error | undefined;
@@ -73,7 +75,7 @@ export class WriteChannel {
   }
 
   get pendingCount(): number {
-    return this.inFlight.length - this.inFlightHead + this.queue.length;
+    return this.inFlight.length - this.inFlightHead + this.queue.length - this.queueHead;
   }
 
   /** Resolves once the batch is in the OS (and on the device when sync) and visible to reads. */
@@ -84,7 +86,7 @@ export class WriteChannel {
     const bytes = batchBytes(ops);
     return new Promise<void>((resolve, reject) => {
       const pending: PendingWrite = { ticket: 0, lastSequence: this.lastSequence, resolve, reject };
-      if (this.queue.length === 0 && bytes <= this.payloadMax) {
+      if (this.queue.length === this.queueHead && bytes <= this.payloadMax) {
         const at = this.producer.reserve(RingRecord.Write, bytes);
         if (at >= 0) {
           encodeBatch(this.producer.bytes, at, sequence, sync, ops);
@@ -104,7 +106,7 @@ export class WriteChannel {
     if (this.failure) return Promise.reject(this.writeError());
     return new Promise<void>((resolve, reject) => {
       const pending: PendingWrite = { ticket: 0, lastSequence: this.lastSequence, resolve, reject };
-      if (this.queue.length === 0) {
+      if (this.queue.length === this.queueHead) {
         const at = this.producer.reserve(RingRecord.Rotate, 0);
         if (at >= 0) { this.sent(pending); return; }
       }
@@ -128,10 +130,10 @@ export class WriteChannel {
     this.draining = true;
     this.runtime.hold();
     try {
-      while (this.queue.length > 0) {
-        const { bytes, pending } = this.queue[0];
+      while (this.queueHead < this.queue.length) {
+        const { bytes, pending } = this.queue[this.queueHead];
         if (this.failure) {
-          this.queue.shift();
+          this.queueHead++;
           pending.reject(this.writeError());
           continue;
         }
@@ -147,9 +149,11 @@ export class WriteChannel {
             if (type !== RingRecord.WriteLast) { this.producer.publish(); this.runtime.doorbell.ring(); }
           }
         }
-        this.queue.shift();
+        this.queueHead++;
         this.sent(pending);
       }
+      this.queue = [];
+      this.queueHead = 0;
     } finally {
       this.draining = false;
       this.runtime.release();
@@ -242,6 +246,6 @@ export class WriteChannel {
   private failAll(error: Error): void {
     this.setFailure(error);
     while (this.inFlightHead < this.inFlight.length) this.inFlight[this.inFlightHead++].reject(this.writeError());
-    for (const q of this.queue.splice(0)) q.pending.reject(this.writeError());
+    while (this.queueHead < this.queue.length) this.queue[this.queueHead++].pending.reject(this.writeError());
   }
 }

@@ -56,10 +56,11 @@ export class BlockCache {
 
   /** Caches block unless it alone exceeds the capacity; replaces an existing entry for the key. */
   insert(fileNumber: number, offset: number, block: Block, charge: number = block.charge): void {
-    let perFile = this.files.get(fileNumber);
-    const existing = perFile?.get(offset);
+    const existing = this.files.get(fileNumber)?.get(offset);
     if (existing !== undefined) this.remove(existing);
     if (charge > this.capacityBytes) return;
+    // Looked up after remove(), which drops a file's map once it is empty.
+    let perFile = this.files.get(fileNumber);
     if (perFile === undefined) {
       perFile = new Map();
       this.files.set(fileNumber, perFile);

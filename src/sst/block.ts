@@ -103,6 +103,8 @@ export class BlockIterator implements InternalIterator {
   private nextOffset = 0;
   /** Index of the restart point at or before current. */
   private restartIndex = 0;
+  /** Offset of restart point restartIndex + 1 (Infinity past the last), so next() skips the restart array. */
+  private nextRestart = Infinity;
   private keyBuf = new Uint8Array(64);
   private keyLength = 0;
   private valueStart = 0;
@@ -207,12 +209,14 @@ export class BlockIterator implements InternalIterator {
     this.current = this.entriesEnd;
     this.nextOffset = this.entriesEnd;
     this.restartIndex = this.block.restartCount;
+    this.nextRestart = Infinity;
     this.keyLength = 0;
     this.keyView = undefined;
   }
 
   private seekToRestart(i: number): void {
     this.restartIndex = i;
+    this.nextRestart = i + 1 < this.block.restartCount ? this.block.restartPoint(i + 1) : Infinity;
     this.keyLength = 0;
     this.keyView = undefined;
     this.nextOffset = this.block.restartPoint(i);
@@ -232,9 +236,17 @@ export class BlockIterator implements InternalIterator {
     // shared must be the single byte 0 at a restart point.
     if (p >= end || data[p] !== 0) this.corrupt(at, 'restart entry with shared prefix');
     p++;
-    const nonShared = this.readVarint(p);
-    const valueLength = this.readVarint(this.varintEnd);
-    p = this.varintEnd;
+    let nonShared: number;
+    let valueLength: number;
+    if (p + 2 <= end && (data[p] | data[p + 1]) < 0x80) {
+      nonShared = data[p];
+      valueLength = data[p + 1];
+      p += 2;
+    } else {
+      nonShared = this.readVarint(p);
+      valueLength = this.readVarint(this.varintEnd);
+      p = this.varintEnd;
+    }
     if (nonShared < TRAILER_BYTES || p + nonShared + valueLength > end) this.corrupt(at, 'entry overruns block');
     this.restartKeyLength = nonShared;
     return p;
@@ -304,8 +316,12 @@ export class BlockIterator implements InternalIterator {
     this.valueStart = p;
     this.valueLength = valueLength;
     this.nextOffset = p + valueLength;
-    const restartCount = this.block.restartCount;
-    while (this.restartIndex + 1 < restartCount && this.block.restartPoint(this.restartIndex + 1) <= this.current) this.restartIndex++;
+    if (this.current >= this.nextRestart) {
+      const block = this.block;
+      do this.restartIndex++;
+      while (this.restartIndex + 1 < block.restartCount && block.restartPoint(this.restartIndex + 1) <= this.current);
+      this.nextRestart = this.restartIndex + 1 < block.restartCount ? block.restartPoint(this.restartIndex + 1) : Infinity;
+    }
     return true;
   }
 }

@@ -1,0 +1,205 @@
+// Engine-level behaviour through the public API: flush, WAL cleanup, limits, locking,
+// corruption detection, failure codes.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { StemeDB } from '../dist/index.js';
+import { tempDir } from './helpers/tmp.js';
+
+const root = tempDir();
+let n = 0;
+const fresh = () => path.join(root, `db${n++}`);
+
+describe('flush', () => {
+  it('writes SSTs to kv/ and deletes the WAL segments they cover', async () => {
+    const location = fresh();
+    const db = new StemeDB(location, { writeBufferSize: 64 * 1024 });
+    await db.open();
+    const value = Buffer.alloc(200, 1);
+    for (let b = 0; b < 20; b++) {
+      await db.batch(Array.from({ length: 100 }, (_, i) => ({ type: 'put' as const, key: `k${b}-${i}`, value })), { valueEncoding: 'buffer' } as any);
+    }
+    await db.flush();
+    const kv = fs.readdirSync(path.join(location, 'kv'));
+    const wal = fs.readdirSync(path.join(location, 'wal'));
+    const ssts = kv.filter((f) => f.endsWith('.sst'));
+    expect(ssts.length).toBeGreaterThan(1);
+    expect(kv).toContain('CURRENT');
+    // Every memtable is flushed, so only the segment of the new (empty) memtable remains.
+    expect(wal).toHaveLength(1);
+    expect(wal[0]).toMatch(/^segment\.\d{6}\.wal$/);
+    expect(fs.statSync(path.join(location, 'wal', wal[0])).size).toBe(0);
+    expect((db.stats() as any).sstFileCount).toBe(ssts.length);
+    expect(await db.get('k7-42', { valueEncoding: 'buffer' })).toEqual(value);
+    await db.close();
+    const again = new StemeDB(location);
+    await again.open();
+    expect(again.getSync('k19-99', { valueEncoding: 'buffer' })).toEqual(value);
+    expect(await again.keys().all()).toHaveLength(2000);
+    await again.close();
+  });
+
+  it('flush() with an empty memtable is a no-op that resolves', async () => {
+    const db = new StemeDB(fresh());
+    await db.open();
+    await db.flush();
+    expect((db.stats() as any).sstFileCount).toBe(0);
+    await db.close();
+  });
+});
+
+describe('limits', () => {
+  it('round-trips a 64 MiB value, across flush and reopen', async () => {
+    const location = fresh();
+    const db = new StemeDB(location, { valueEncoding: 'buffer' } as any);
+    await db.open();
+    const big = Buffer.alloc(64 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i, i);
+    await db.put('big', big);
+    await db.put('after', Buffer.from('x'));
+    expect((await db.get('big'))!.equals(big)).toBe(true);
+    await db.flush();
+    expect(db.getSync('big')!.equals(big)).toBe(true);
+    await db.close();
+    const again = new StemeDB(location, { valueEncoding: 'buffer' } as any);
+    await again.open();
+    expect((await again.get('big'))!.equals(big)).toBe(true);
+    expect((await again.get('after'))!.toString()).toBe('x');
+    await again.close();
+  });
+
+  it('rejects an oversized key before writing anything', async () => {
+    const db = new StemeDB(fresh());
+    await db.open();
+    const key = 'k'.repeat(64 * 1024 + 1);
+    await expect(db.put(key, 'v')).rejects.toMatchObject({ code: 'LEVEL_INVALID_KEY' });
+    await expect(db.batch([{ type: 'put', key: 'fine', value: 'v' }, { type: 'put', key, value: 'v' }])).rejects.toMatchObject({ code: 'LEVEL_INVALID_KEY' });
+    expect(await db.get('fine')).toBeUndefined();
+    await db.put('k'.repeat(64 * 1024), 'max');
+    expect(await db.get('k'.repeat(64 * 1024))).toBe('max');
+    await db.close();
+  });
+
+  it('fails calls on a closed database with LEVEL_DATABASE_NOT_OPEN', async () => {
+    const db = new StemeDB(fresh());
+    await db.open();
+    await db.close();
+    await expect(db.put('a', 'b')).rejects.toMatchObject({ code: 'LEVEL_DATABASE_NOT_OPEN' });
+    await expect(db.get('a')).rejects.toMatchObject({ code: 'LEVEL_DATABASE_NOT_OPEN' });
+    expect(() => db.getSync('a')).toThrow(expect.objectContaining({ code: 'LEVEL_DATABASE_NOT_OPEN' }));
+    await expect(db.flush()).rejects.toMatchObject({ code: 'LEVEL_DATABASE_NOT_OPEN' });
+  });
+});
+
+describe('locking', () => {
+  it('refuses a second open of the same location with cause LEVEL_LOCKED', async () => {
+    const location = fresh();
+    const first = new StemeDB(location);
+    await first.open();
+    const second = new StemeDB(location);
+    const err: any = await second.open().catch((e) => e);
+    expect(err.code).toBe('LEVEL_DATABASE_NOT_OPEN');
+    expect(err.cause?.code).toBe('LEVEL_LOCKED');
+    await first.close();
+    await second.open();
+    await second.put('a', '1');
+    await second.close();
+  });
+
+  it('takes over a LOCK left by a dead process', async () => {
+    const location = fresh();
+    const db = new StemeDB(location);
+    await db.open();
+    await db.put('a', '1');
+    await db.close();
+    // pid 2^22+1 is above Linux's default pid_max, so it cannot be alive.
+    fs.writeFileSync(path.join(location, 'LOCK'), `${4194305} 0\n`);
+    const again = new StemeDB(location);
+    await again.open();
+    expect(await again.get('a')).toBe('1');
+    await again.close();
+  });
+});
+
+describe('corruption', () => {
+  it('a flipped byte inside an SST block gives LEVEL_CORRUPTION, never wrong data', async () => {
+    const location = fresh();
+    const db = new StemeDB(location, { compression: false });
+    await db.open();
+    const value = (i: number) => `value-${i}-${'x'.repeat(50)}`;
+    await db.batch(Array.from({ length: 500 }, (_, i) => ({ type: 'put' as const, key: `key${String(i).padStart(4, '0')}`, value: value(i) })));
+    await db.flush();
+    await db.close();
+    const sst = fs.readdirSync(path.join(location, 'kv')).find((f) => f.endsWith('.sst'))!;
+    const file = path.join(location, 'kv', sst);
+    const bytes = fs.readFileSync(file);
+    const at = bytes.indexOf('value-250-');
+    expect(at).toBeGreaterThan(0);
+    bytes[at + 8] ^= 0x20;
+    fs.writeFileSync(file, bytes);
+    const again = new StemeDB(location);
+    await again.open();
+    let corrupt = 0;
+    for (let i = 0; i < 500; i++) {
+      const key = `key${String(i).padStart(4, '0')}`;
+      try {
+        const got = await again.get(key);
+        expect(got).toBe(value(i));
+      } catch (e: any) {
+        expect(e.code).toBe('LEVEL_CORRUPTION');
+        expect(String(e.cause?.message ?? e.message)).toMatch(/\.sst/);
+        corrupt++;
+      }
+      try {
+        expect(again.getSync(key)).toBe(value(i));
+      } catch (e: any) {
+        expect(e.code).toBe('LEVEL_CORRUPTION');
+      }
+    }
+    expect(corrupt).toBeGreaterThan(0);
+    await expect(again.keys().all()).rejects.toMatchObject({ code: 'LEVEL_CORRUPTION' });
+    await again.close();
+  });
+
+  it('a damaged record in the middle of a WAL segment fails the open with LEVEL_CORRUPTION naming file and offset', async () => {
+    const location = fresh();
+    const db = new StemeDB(location);
+    await db.open();
+    for (let i = 0; i < 50; i++) await db.put(`k${i}`, `v${i}`);
+    await db.close();
+    const walDir = path.join(location, 'wal');
+    const segment = fs.readdirSync(walDir).map((f) => path.join(walDir, f)).find((f) => fs.statSync(f).size > 0)!;
+    const bytes = fs.readFileSync(segment);
+    bytes[Math.floor(bytes.length / 3)] ^= 0xff;
+    fs.writeFileSync(segment, bytes);
+    // Make it an older segment: a newer one exists after the first reopen attempt? No: write a
+    // newer, valid segment by hand is not needed; a mid-file flip is not a torn tail.
+    const again = new StemeDB(location);
+    const err: any = await again.open().catch((e) => e);
+    expect(err.code).toBe('LEVEL_DATABASE_NOT_OPEN');
+    expect(err.cause?.code).toBe('LEVEL_CORRUPTION');
+    expect(err.cause?.message).toMatch(/segment\.\d{6}\.wal at offset \d+/);
+  });
+
+  it('drops a torn record at the tail of the newest segment', async () => {
+    const location = fresh();
+    const db = new StemeDB(location);
+    await db.open();
+    for (let i = 0; i < 20; i++) await db.put(`k${i}`, `v${i}`);
+    await db.close();
+    const walDir = path.join(location, 'wal');
+    const segment = fs.readdirSync(walDir).map((f) => path.join(walDir, f)).filter((f) => fs.statSync(f).size > 0).sort().pop()!;
+    const size = fs.statSync(segment).size;
+    fs.truncateSync(segment, size - 3); // tear the last record
+    const again = new StemeDB(location);
+    await again.open();
+    expect(await again.get('k18')).toBe('v18');
+    expect(await again.get('k19')).toBeUndefined();
+    await again.put('k19', 'again');
+    await again.close();
+    const third = new StemeDB(location);
+    await third.open();
+    expect(await third.get('k19')).toBe('again');
+    await third.close();
+  });
+});
