@@ -203,3 +203,22 @@ describe('corruption', () => {
     await third.close();
   });
 });
+
+describe('locking across processes', () => {
+  it('a second process cannot open a database this process holds', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const location = fresh();
+    const db = new StemeDB(location);
+    await db.open();
+    const script = `
+      import { StemeDB } from ${JSON.stringify(path.resolve(__dirname, '../dist/index.js'))};
+      const db = new StemeDB(${JSON.stringify(location)});
+      try { await db.open(); console.log('opened'); await db.close(); }
+      catch (e) { console.log(e.code + ' ' + e.cause?.code); }`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).trim();
+    expect(out).toBe('LEVEL_DATABASE_NOT_OPEN LEVEL_LOCKED');
+    await db.close();
+    const after = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).trim();
+    expect(after).toBe('opened');
+  });
+});

@@ -5,7 +5,7 @@
 // the Node file system. Test implementations (error injection, power loss) plug in here.
 
 import * as nodeFs from 'node:fs';
-import * as path from 'node:path';
+import { faultyFileSystem, type FaultRule } from './fault-fs.js';
 
 export interface FileSystem {
   openSync(file: string, flags: string): number;
@@ -28,7 +28,7 @@ export interface FileSystem {
   read(fd: number, buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
 }
 
-export type FileSystemSpec = { kind: 'node' };
+export type FileSystemSpec = { kind: 'node' } | { kind: 'faulty'; rules: FaultRule[] };
 
 export const nodeFileSystem: FileSystem = {
   openSync: (f, flags) => nodeFs.openSync(f, flags),
@@ -66,7 +66,12 @@ export function fileSystemSpec(): FileSystemSpec {
 
 export function installFileSystem(spec: FileSystemSpec, impl?: FileSystem): void {
   currentSpec = spec;
-  current = impl ?? nodeFileSystem;
+  current = impl ?? (spec.kind === 'faulty' ? faultyFileSystem(nodeFileSystem, spec.rules) : nodeFileSystem);
+}
+
+// Test hook: every thread (workers inherit the environment) installs the same injected faults.
+if (typeof process !== 'undefined' && process.env.STEMEDB_FAULTS) {
+  installFileSystem({ kind: 'faulty', rules: JSON.parse(process.env.STEMEDB_FAULTS) as FaultRule[] });
 }
 
 /** Reads exactly length bytes or fails; short reads mean the file is shorter than its metadata says. */
@@ -98,7 +103,3 @@ export function writeAllSync(fd: number, buf: Uint8Array, position?: number): vo
   }
 }
 
-export const dirs = {
-  wal: (location: string) => path.join(location, 'wal'),
-  kv: (location: string) => path.join(location, 'kv'),
-};

@@ -18,6 +18,14 @@ const RUNTIME_LINGER_MS = 2000;
 const WAL_WORKER_URL = new URL('../workers/wal-worker.js', import.meta.url);
 const MAINTENANCE_WORKER_URL = new URL('../workers/maintenance-worker.js', import.meta.url);
 
+/**
+ * Workers inherit the process's execArgv. Flags that only make sense for the main entry
+ * (`--input-type` with `-e`) make a worker fail to start, so they are dropped.
+ */
+function workerExecArgv(): string[] {
+  return process.execArgv.filter((a) => !a.startsWith('--input-type'));
+}
+
 export interface RuntimeClient {
   onRotated(reply: Extract<WalReply, { type: 'rotated' }>): void;
   onFailed(reply: Extract<WalReply, { type: 'failed' }>): void;
@@ -46,6 +54,7 @@ export class Runtime {
     this.worker = new Worker(WAL_WORKER_URL, {
       workerData: { doorbell: this.doorbell.buffer, port: channel.port2 },
       transferList: [channel.port2],
+      execArgv: workerExecArgv(),
       name: 'stemedb-wal',
     });
     this.worker.on('message', (reply: WalReply) => this.onReply(reply));
@@ -59,6 +68,7 @@ export class Runtime {
       maxThreads: maintenanceThreads,
       idleTimeout: 5000,
       maxQueue: 'auto',
+      execArgv: workerExecArgv(),
     });
   }
 
