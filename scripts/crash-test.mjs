@@ -19,7 +19,8 @@
 //            private keys are all present counts as applied, so its entries on shared keys
 //            must be visible too (that is checked as "lost").
 //   read     getSync/get disagree with the iterator
-//   writer   the writer failed on its own (open, a write or a flush rejected, or it exited)
+//   writer   the writer failed on its own (open, a write or a flush rejected, or it exited),
+//            or its open() hung for 20 s
 //   verify   reopening the database after the kill failed or hung
 // After checking, the driver deletes the batch-private keys it saw (an acknowledged sync batch)
 // and the recovered state becomes the next cycle's baseline.
@@ -92,7 +93,6 @@ function valueFor(id, key, len) {
   return head + pad;
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 function withTimeout(promise, ms, what) {
   let timer;
   return Promise.race([
@@ -281,6 +281,10 @@ async function verify(model, baseline) {
   }
 }
 
+function countSsts() {
+  try { return fs.readdirSync(path.join(dir, 'kv')).filter((f) => f.endsWith('.sst')).length; } catch { return 0; }
+}
+
 // ---- main loop ----
 
 const started = performance.now();
@@ -293,6 +297,7 @@ let nextOpId = 1;
 let fatal;
 
 for (let cycle = 1; cycle <= args.cycles; cycle++) {
+  const cycleStart = performance.now();
   const childSeed = Math.floor(random() * 2 ** 31);
   const plan = killPlan();
   // The state this cycle starts from, kept (with the baseline) when a check fails.
@@ -309,10 +314,14 @@ for (let cycle = 1; cycle <= args.cycles; cycle++) {
   nextOpId = Math.max(nextOpId, model.maxId + 1);
   const violations = [];
   for (const e of model.writerErrors) violations.push({ type: 'writer', detail: e });
+  if (plan.actual === 'timeout') {
+    violations.push({ type: 'writer', detail: `the writer did not ${model.ready ? 'flush' : 'finish open()'} within 20 s` });
+  }
   if (run.signal !== 'SIGKILL') {
     violations.push({ type: 'writer', detail: `writer exited on its own (code ${run.code}, signal ${run.signal}); stderr: ${run.stderr.slice(-2000)}` });
   }
   const baselineBefore = baseline;
+  const verifyStart = performance.now();
   let v;
   try {
     v = await verify(model, baseline);
@@ -320,6 +329,7 @@ for (let cycle = 1; cycle <= args.cycles; cycle++) {
   } catch (e) {
     violations.push({ type: 'verify', detail: `reopen/verify failed: ${e && e.stack || e}` });
   }
+  const verifyMs = performance.now() - verifyStart;
   const acked = [...model.ops.values()].filter((o) => o.acked);
   const ackedEntries = acked.reduce((s, o) => s + o.entries.length, 0);
   const appliedUnacked = v ? [...v.applied].filter((id) => !model.ops.get(id).acked).length : 0;
@@ -340,7 +350,8 @@ for (let cycle = 1; cycle <= args.cycles; cycle++) {
   console.log(
     `cycle ${cycle}/${args.cycles}: seed=${childSeed} kill=${plan.actual ?? plan.mode} (${phase}) ` +
     `issued=${model.ops.size} acked=${acked.length} (${ackedEntries} entries) flushes=${model.flushCalls}/${model.flushDone} ` +
-    `openMs=${run.openMs?.toFixed(0) ?? '-'} recoveredKeys=${v ? v.observed.size : '-'} appliedUnackedBatches=${appliedUnacked} violations=${violations.length}`,
+    `openMs=${run.openMs?.toFixed(0) ?? '-'} recoveredKeys=${v ? v.observed.size : '-'} appliedUnackedBatches=${appliedUnacked} ` +
+    `ssts=${countSsts()} verifyMs=${verifyMs.toFixed(0)} cycleMs=${(performance.now() - cycleStart).toFixed(0)} violations=${violations.length}`,
   );
   for (const x of violations) {
     if (printed.n++ < printed.max) console.log(`  VIOLATION [${x.type}] cycle ${cycle}: ${x.detail}`);

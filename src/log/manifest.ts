@@ -25,7 +25,7 @@ import * as path from 'node:path';
 import { CorruptionError, StemeError } from '../common/errors.js';
 import { fileSystem, writeAllSync } from '../common/fs.js';
 import { getVarint, putVarint, varintLength } from '../common/varint.js';
-import { RecordType, recordBytes, scanRecords, writeRecord } from './record.js';
+import { RECORD_PAYLOAD_BYTES_MAX, RecordType, recordBytes, scanRecords, writeRecord } from './record.js';
 
 /** Append-only list of MANIFEST format versions. Never renumber. */
 export const enum ManifestFormat {
@@ -254,6 +254,15 @@ export class ManifestWriter {
   static reopen(kvDir: string, name: string, validBytes: number): ManifestWriter {
     const fs = fileSystem();
     const fd = fs.openSync(path.join(kvDir, name), 'r+');
+    try {
+      if (fs.fstatSizeSync(fd) > validBytes) {
+        fs.ftruncateSync(fd, validBytes);
+        fs.fdatasyncSync(fd);
+      }
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
     return new ManifestWriter(kvDir, name, fd, validBytes);
   }
 
@@ -263,6 +272,7 @@ export class ManifestWriter {
 
   append(edit: VersionEdit): void {
     const payload = encodeEdit(edit);
+    if (payload.length > RECORD_PAYLOAD_BYTES_MAX) throw new Error('stemedb assertion failed: version edit exceeds the record payload limit');
     const out = new Uint8Array(recordBytes(payload.length));
     writeRecord(out, 0, RecordType.VersionEdit, payload);
     writeAllSync(this.fd, out, this.size);

@@ -11,18 +11,21 @@ import { StemeError } from '../common/errors.js';
 import { EntryKind, KEY_BYTES_MAX, VALUE_BYTES_MAX } from '../common/keys.js';
 import type { BatchOp } from '../log/batch.js';
 import { LEVEL_COUNT, type FileMeta } from '../log/manifest.js';
-import { Control, RING_CAPACITY_BYTES_MAX, RING_CAPACITY_BYTES_MIN } from '../shm/layout.js';
+import { RING_CAPACITY_BYTES_MAX, RING_CAPACITY_BYTES_MIN } from '../shm/layout.js';
 import type { DatabaseOptions, WalReply } from '../shm/messages.js';
 import { Memtable } from '../shm/memtable.js';
 import { createRingBuffer } from '../shm/ring.js';
 import { ControlBlock } from '../shm/signals.js';
 import { BlockCache } from '../sst/block-cache.js';
+import { Maintenance } from './maintenance.js';
 import { acquireRuntime, type Runtime, type RuntimeClient } from './runtime.js';
+import { VersionSet } from './version-set.js';
 import { SnapshotScanner, type ScanRange } from './scanner.js';
 import { TableCache, Version, type MemtableRef } from './version.js';
 import { WriteChannel } from './write-channel.js';
 import { errorFromWire } from '../common/errors.js';
-import { compareInternalKeys } from '../common/keys.js';
+import { compareInternalKeys, TRAILER_BYTES } from '../common/keys.js';
+import { levelBytes, overlappingFiles } from './compaction-picker.js';
 
 export interface StemeDBOptions {
   keyEncoding?: string;
@@ -45,6 +48,21 @@ export interface StemeDBOptions {
   immutableMemtablesMax?: number;
   /** Flush/compaction threads in the shared pool. Default: availableParallelism() - 1, 1..4. */
   maintenanceThreads?: number;
+  /** Compact levels automatically. Default true. */
+  autoCompaction?: boolean;
+  /** Level-0 files that trigger a compaction. Default 4. */
+  level0CompactionTrigger?: number;
+  /** Level-0 files at which each write is delayed 1 ms. Default 8. */
+  level0SlowdownTrigger?: number;
+  /** Level-0 files at which writes wait for compaction. Default 12. */
+  level0StopTrigger?: number;
+  /** Target size of level 1 in bytes; each deeper level is levelSizeMultiplier times larger. Default 10 MiB. */
+  levelBaseBytes?: number;
+  levelSizeMultiplier?: number;
+  /** Compaction output files are cut at this size. Default 2 MiB. */
+  targetFileBytes?: number;
+  /** Test hook: each compaction sleeps this long per output file. Default 0. */
+  compactionThrottleMs?: number;
   [key: string]: unknown;
 }
 
@@ -56,7 +74,6 @@ const DEFAULTS = {
   immutableMemtablesMax: 2,
 };
 
-const FLUSH_RETRY_MS_MAX = 5000;
 
 type AnyOptions = Record<string, any>;
 
@@ -96,17 +113,22 @@ interface ReadView {
 }
 
 // The published typings omit AbstractSnapshot's constructor(options), which the runtime requires.
-const SnapshotBase = AbstractSnapshot as unknown as new (options: AnyOptions) => AbstractSnapshot;
+const SnapshotBase = AbstractSnapshot as unknown as new (options: AnyOptions) => AbstractSnapshot & { _close(): Promise<void> };
 
+/** An explicit snapshot pins its Version (and so its files) until it is closed. */
 class StemeSnapshot extends SnapshotBase {
-  constructor(options: AnyOptions, readonly view: ReadView) {
+  constructor(options: AnyOptions, readonly view: ReadView, private readonly versions: VersionSet) {
     super(options);
+  }
+  override async _close(): Promise<void> {
+    this.versions.unref(this.view.version);
   }
 }
 
 class StemeIterator extends AbstractIterator<StemeDB<any, any>, any, any> {
   private readonly scanner: SnapshotScanner;
-  constructor(db: StemeDB<any, any>, options: AnyOptions, scanner: SnapshotScanner) {
+  private released = false;
+  constructor(db: StemeDB<any, any>, options: AnyOptions, scanner: SnapshotScanner, private readonly version: Version, private readonly versions: VersionSet) {
     super(db, options as any);
     this.scanner = scanner;
   }
@@ -132,25 +154,25 @@ class StemeIterator extends AbstractIterator<StemeDB<any, any>, any, any> {
   }
   async _close(): Promise<void> {
     this.scanner.close();
+    if (!this.released) { this.released = true; this.versions.unref(this.version); }
   }
 }
 
 export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel<Buffer | Uint8Array, KDefault, VDefault> implements RuntimeClient {
   readonly location: string;
-  private readonly config: Omit<DatabaseOptions, 'createIfMissing' | 'errorIfExists'> & { cacheSize: number; blockSize: number; compression: boolean; ringBytes: number; maintenanceThreads?: number };
+  private readonly config: Omit<DatabaseOptions, 'createIfMissing' | 'errorIfExists'> & {
+    cacheSize: number; blockSize: number; compression: boolean; ringBytes: number; maintenanceThreads?: number;
+    autoCompaction: boolean; level0CompactionTrigger: number; level0SlowdownTrigger: number; level0StopTrigger: number;
+    levelBaseBytes: number; levelSizeMultiplier: number; targetFileBytes: number; compactionThrottleMs: number;
+  };
   private runtime: Runtime | undefined;
   private dbId = 0;
   private writes: WriteChannel | undefined;
-  private version: Version | undefined;
+  private versions: VersionSet | undefined;
   private tables: TableCache | undefined;
-  private nextFileNumber = 0;
-  private lastFlushedSequence = 0;
-  private flushing: Promise<void> | undefined;
-  private flushError: Error | undefined;
-  private flushRetryMs = 0;
-  private flushRetryTimer: NodeJS.Timeout | undefined;
-  private flushWaiters: (() => void)[] = [];
-  private closing = false;
+  private maintenance: Maintenance | undefined;
+  private userBytesWritten = 0;
+  private readonly operationErrors = { put: 0, get: 0, flush: 0, compaction: 0, sync: 0 };
 
   constructor(location: string, options: StemeDBOptions = {}) {
     super({
@@ -177,7 +199,18 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
       immutableMemtablesMax: boundedInteger('immutableMemtablesMax', options.immutableMemtablesMax, DEFAULTS.immutableMemtablesMax, 1, 64),
       walPreallocateBytes: 0,
       maintenanceThreads: options.maintenanceThreads === undefined ? undefined : boundedInteger('maintenanceThreads', options.maintenanceThreads, 1, 1, 64),
+      autoCompaction: options.autoCompaction !== false,
+      level0CompactionTrigger: boundedInteger('level0CompactionTrigger', options.level0CompactionTrigger, 4, 1, 1000),
+      level0SlowdownTrigger: boundedInteger('level0SlowdownTrigger', options.level0SlowdownTrigger, 8, 1, 1000),
+      level0StopTrigger: boundedInteger('level0StopTrigger', options.level0StopTrigger, 12, 1, 1000),
+      levelBaseBytes: boundedInteger('levelBaseBytes', options.levelBaseBytes, 10 * 1024 * 1024, 64 * 1024, 2 ** 40),
+      levelSizeMultiplier: boundedInteger('levelSizeMultiplier', options.levelSizeMultiplier, 10, 2, 100),
+      targetFileBytes: boundedInteger('targetFileBytes', options.targetFileBytes, 2 * 1024 * 1024, 16 * 1024, 2 ** 32),
+      compactionThrottleMs: boundedInteger('compactionThrottleMs', options.compactionThrottleMs, 0, 0, 60_000),
     };
+    if (this.config.level0SlowdownTrigger < this.config.level0CompactionTrigger || this.config.level0StopTrigger < this.config.level0SlowdownTrigger) {
+      throw new TypeError('Level-0 triggers must satisfy compaction <= slowdown <= stop');
+    }
     if ((this.config.ringBytes & (this.config.ringBytes - 1)) !== 0) throw new TypeError("The 'ringBytes' option must be a power of two");
   }
 
@@ -215,25 +248,30 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
     const levels = reply.state.levels.map((files, level) => (level === 0 ? files : [...files].sort((a, b) => compareInternalKeys(a.smallestKey, b.smallestKey))));
     this.runtime = runtime;
     this.dbId = dbId;
-    this.closing = false;
-    this.flushError = undefined;
-    this.version = new Version(active, refs.slice(0, -1), levels);
-    this.tables = new TableCache(this.location, new BlockCache(this.config.cacheSize));
-    this.writes = new WriteChannel(ring, control.buffer, runtime, reply.lastSequence, active.generation);
-    this.nextFileNumber = reply.state.nextFileNumber;
-    this.lastFlushedSequence = reply.state.lastSequence;
+    const tables = new TableCache(this.location, new BlockCache(this.config.cacheSize));
+    const writes = new WriteChannel(ring, control.buffer, runtime, reply.lastSequence, active.generation);
+    let maintenance: Maintenance | undefined;
+    const versions = new VersionSet(new Version(active, refs.slice(0, -1), levels), (files) => void maintenance?.deleteObsolete(files));
+    maintenance = new Maintenance(dbId, runtime, versions, tables, writes, { location: this.location, ...this.config }, reply.state.nextFileNumber, reply.state.lastSequence, (e) => this.backgroundError(e));
+    this.tables = tables;
+    this.writes = writes;
+    this.versions = versions;
+    this.maintenance = maintenance;
     runtime.attach(dbId, this);
-    this.scheduleFlush();
+    maintenance.schedule();
+  }
+
+  private backgroundError(e: Error): void {
+    if ((e as { code?: string }).code !== undefined) this.operationErrors[this.maintenance?.stats.errors.compaction ? 'compaction' : 'flush']++;
+    if (this.listenerCount('error') > 0) this.emit('error', e);
   }
 
   async _close(): Promise<void> {
     const runtime = this.runtime;
     if (!runtime) return;
-    this.closing = true;
-    if (this.flushRetryTimer) { clearTimeout(this.flushRetryTimer); this.flushRetryTimer = undefined; }
-    // Let writes already handed to us settle, and a running flush finish its MANIFEST edit.
+    // Let writes already handed to us settle, and running jobs finish their MANIFEST edits.
     while (this.writes && this.writes.pendingCount > 0) await new Promise((r) => setTimeout(r, 1));
-    while (this.flushing) await this.flushing;
+    await this.maintenance?.close();
     try {
       await runtime.request({ type: 'close', dbId: this.dbId });
     } finally {
@@ -241,7 +279,8 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
       this.tables?.closeAll();
       this.runtime = undefined;
       this.writes = undefined;
-      this.version = undefined;
+      this.versions = undefined;
+      this.maintenance = undefined;
       this.tables = undefined;
       runtime.unacquire();
     }
@@ -250,96 +289,92 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
   // ---- events from the WAL worker ----
 
   onRotated(reply: Extract<WalReply, { type: 'rotated' }>): void {
-    const version = this.version;
+    const version = this.versions?.current;
     if (!version || !this.writes) return;
     const next: MemtableRef = { generation: reply.memtable.generation, memtable: Memtable.attach(reply.memtable.buffer), firstSegment: reply.memtable.firstSegment };
     const old = version.active;
     // An immutable old memtable waits for its flush; an empty one that was merely too small is dropped.
     const immutables = old.memtable.isImmutable ? [...version.immutables, old] : version.immutables;
-    this.version = new Version(next, immutables, version.levels);
+    this.versions!.install(new Version(next, immutables, version.levels));
     this.writes.generationArrived(next.generation);
-    this.scheduleFlush();
+    this.maintenance!.schedule();
   }
 
   onFailed(reply: Extract<WalReply, { type: 'failed' }>): void {
     const error = errorFromWire(reply.error);
+    this.operationErrors.sync++;
     this.writes?.setFailure(error);
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
 
-  // ---- flush ----
+  // ---- flush and compaction ----
 
-  private scheduleFlush(): void {
-    if (this.flushing || this.closing || this.flushRetryTimer || !this.version || this.version.immutables.length === 0) return;
-    this.flushing = this.flushOldest().finally(() => {
-      this.flushing = undefined;
-      for (const w of this.flushWaiters.splice(0)) w();
-      this.scheduleFlush();
-    });
-  }
-
-  /** Writes the oldest immutable memtable to a level-0 SST and records it in the MANIFEST. */
-  private async flushOldest(): Promise<void> {
-    const runtime = this.runtime!;
-    const version = this.version!;
-    const target = version.immutables[0];
-    const fileNumber = this.nextFileNumber++;
-    try {
-      const result = await runtime.flush({
-        type: 'flush',
-        location: this.location,
-        fileNumber,
-        memtable: target.memtable.buffer,
-        blockSize: this.config.blockSize,
-        compression: this.config.compression,
-      });
-      const after = version.immutables[1] ?? this.version!.active;
-      const file: FileMeta = { level: 0, ...result };
-      const lastSequence = Math.max(this.lastFlushedSequence, result.largestSequence);
-      await runtime.request({
-        type: 'edit',
-        dbId: this.dbId,
-        edit: { added: [file], logNumber: after.firstSegment, nextFileNumber: this.nextFileNumber, lastSequence },
-      });
-      this.lastFlushedSequence = lastSequence;
-      const current = this.version!;
-      const levels = current.levels.map((files, level) => (level === 0 ? [file, ...files] : files));
-      this.version = new Version(current.active, current.immutables.filter((m) => m !== target), levels);
-      this.flushError = undefined;
-      this.flushRetryMs = 0;
-      const control = this.writes!.control;
-      control.add(Control.ImmutableCount, -1);
-      runtime.doorbell.ring(); // a stalled WAL worker may continue
-    } catch (e) {
-      // The memtable stays immutable and readable; retry with backoff. Writes stall meanwhile
-      // once immutableMemtablesMax is reached, rather than growing memory without bound.
-      this.flushError = e as Error;
-      this.flushRetryMs = Math.min(FLUSH_RETRY_MS_MAX, Math.max(50, this.flushRetryMs * 2));
-      if (!this.closing) {
-        this.flushRetryTimer = setTimeout(() => { this.flushRetryTimer = undefined; this.scheduleFlush(); }, this.flushRetryMs);
-      }
-      if (this.listenerCount('error') > 0) this.emit('error', e);
-    }
+  private assertOpen(): void {
+    if (this.status !== 'open') throw new StemeError('LEVEL_DATABASE_NOT_OPEN', 'Database is not open');
   }
 
   /** Persists the active memtable (and any waiting immutable ones) to SSTs. */
   async flush(): Promise<void> {
-    if (this.status !== 'open') throw new StemeError('LEVEL_DATABASE_NOT_OPEN', 'Database is not open');
+    this.assertOpen();
     await this.writes!.rotate();
-    const generation = this.writes!.knownGeneration;
-    for (;;) {
-      const version = this.version;
-      if (!version) throw new StemeError('LEVEL_DATABASE_NOT_OPEN', 'Database closed during flush');
-      if (!version.immutables.some((m) => m.generation < generation)) return;
-      if (this.flushError && !this.flushing) throw this.flushError;
-      await new Promise<void>((resolve) => this.flushWaiters.push(resolve));
+    await this.maintenance!.waitFlushed(this.writes!.knownGeneration);
+  }
+
+  private encodeKey(key: unknown): Uint8Array | undefined {
+    if (key === undefined || key === null) return undefined;
+    const encoding = (this as any).keyEncoding();
+    return asBytes(encoding.encode(key));
+  }
+
+  /**
+   * Compacts every key in [start, end] (the whole database when both are omitted) down to
+   * the deepest level: overwritten versions and deletes in the range are dropped from disk.
+   */
+  async compactRange(start?: unknown, end?: unknown): Promise<void> {
+    this.assertOpen();
+    await this.flush();
+    await this.maintenance!.compactRange(this.encodeKey(start), this.encodeKey(end));
+  }
+
+  /** Approximate on-disk bytes of SST files holding keys in [start, end) (whole-file granularity). */
+  async approximateSize(start: unknown, end: unknown): Promise<number> {
+    this.assertOpen();
+    const lo = this.encodeKey(start), hi = this.encodeKey(end);
+    let bytes = 0;
+    for (const files of this.versions!.current.levels) bytes += levelBytes(overlappingFiles(files, lo, hi));
+    return bytes;
+  }
+
+  /**
+   * LevelDB-style properties, as strings: 'stemedb.stats' (JSON of stats()),
+   * 'stemedb.num-files-at-level<N>' (also spelled 'leveldb.num-files-at-level<N>'),
+   * 'stemedb.sstables' (one line per level with its file numbers).
+   */
+  getProperty(name: string): string {
+    this.assertOpen();
+    if (typeof name !== 'string') throw new TypeError("The first argument 'property' must be a string");
+    const levels = this.versions!.current.levels;
+    const m = /^(?:stemedb|leveldb)\.num-files-at-level(\d+)$/.exec(name);
+    if (m) return String(levels[Number(m[1])]?.length ?? 0);
+    if (name === 'stemedb.stats' || name === 'leveldb.stats') return JSON.stringify(this.stats());
+    if (name === 'stemedb.sstables' || name === 'leveldb.sstables') {
+      return levels.map((files, level) => `level ${level}: ${files.map((f) => `${f.fileNumber}(${f.fileSize})`).join(' ')}`).join('\n');
     }
+    throw new StemeError('LEVEL_NOT_SUPPORTED', `unknown property '${name}'`);
   }
 
   // ---- writes ----
 
   private write(ops: BatchOp[], options: AnyOptions | undefined): Promise<void> {
-    return this.writes!.write(ops, options?.sync === true);
+    for (const op of ops) this.userBytesWritten += op.key.length + (op.value?.length ?? 0);
+    const sync = options?.sync === true;
+    const writes = this.writes!;
+    const gate = this.maintenance!.admit();
+    const written = gate ? gate.then(() => writes.write(ops, sync)) : writes.write(ops, sync);
+    return written.catch((e) => {
+      this.operationErrors.put++;
+      throw e;
+    });
   }
 
   async _put(key: Uint8Array, value: Uint8Array, options: AnyOptions): Promise<void> {
@@ -375,27 +410,57 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
 
   // ---- reads ----
 
-  private view(options: AnyOptions | undefined): ReadView {
+  /** The snapshot's view, or the current one pinned for the caller; release with unpin(). */
+  private pin(options: AnyOptions | undefined): ReadView {
     const snapshot = options?.snapshot as StemeSnapshot | undefined;
-    if (snapshot) return snapshot.view;
-    return { version: this.version!, sequence: this.writes!.visibleSequence };
+    const version = snapshot ? snapshot.view.version : this.versions!.current;
+    this.versions!.ref(version);
+    return snapshot ? snapshot.view : { version, sequence: this.writes!.visibleSequence };
+  }
+
+  private unpin(view: ReadView): void {
+    this.versions?.unref(view.version);
+  }
+
+  private readFailed(e: unknown): never {
+    this.operationErrors.get++;
+    throw e;
   }
 
   _getSync(key: Uint8Array, options: AnyOptions): Buffer | undefined {
-    const v = this.view(options);
-    return v.version.getSync(key, v.sequence, this.tables!) as Buffer | undefined;
+    // Synchronous: nothing can delete a file before it returns, so no pin is needed.
+    const snapshot = options?.snapshot as StemeSnapshot | undefined;
+    const version = snapshot ? snapshot.view.version : this.versions!.current;
+    const sequence = snapshot ? snapshot.view.sequence : this.writes!.visibleSequence;
+    try {
+      return version.getSync(key, sequence, this.tables!) as Buffer | undefined;
+    } catch (e) {
+      return this.readFailed(e);
+    }
   }
 
   async _get(key: Uint8Array, options: AnyOptions): Promise<Buffer | undefined> {
-    const v = this.view(options);
-    return (await v.version.get(key, v.sequence, this.tables!)) as Buffer | undefined;
+    const v = this.pin(options);
+    try {
+      return (await v.version.get(key, v.sequence, this.tables!)) as Buffer | undefined;
+    } catch (e) {
+      return this.readFailed(e);
+    } finally {
+      this.unpin(v);
+    }
   }
 
   async _getMany(keys: Uint8Array[], options: AnyOptions): Promise<(Buffer | undefined)[]> {
-    const v = this.view(options);
-    const out: (Buffer | undefined)[] = new Array(keys.length);
-    for (let i = 0; i < keys.length; i++) out[i] = (await v.version.get(keys[i], v.sequence, this.tables!)) as Buffer | undefined;
-    return out;
+    const v = this.pin(options);
+    try {
+      const out: (Buffer | undefined)[] = new Array(keys.length);
+      for (let i = 0; i < keys.length; i++) out[i] = (await v.version.get(keys[i], v.sequence, this.tables!)) as Buffer | undefined;
+      return out;
+    } catch (e) {
+      return this.readFailed(e);
+    } finally {
+      this.unpin(v);
+    }
   }
 
   async _has(key: Uint8Array, options: AnyOptions): Promise<boolean> {
@@ -406,21 +471,29 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
     return (await this._getMany(keys, options)).map((v) => v !== undefined);
   }
 
-  private scanner(options: AnyOptions): SnapshotScanner {
-    const v = this.view(options);
-    return new SnapshotScanner(v.version.iterators(this.tables!), v.sequence, options.reverse === true, rangeOf(options), options.limit ?? Infinity);
+  /** A scanner over a pinned view; the caller unpins view.version when done. */
+  private scanner(options: AnyOptions, v: ReadView): SnapshotScanner {
+    try {
+      return new SnapshotScanner(v.version.iterators(this.tables!), v.sequence, options.reverse === true, rangeOf(options), options.limit ?? Infinity);
+    } catch (e) {
+      this.unpin(v);
+      throw e;
+    }
   }
 
   _iterator(options: AnyOptions): StemeIterator {
-    return new StemeIterator(this, options, this.scanner(options));
+    const v = this.pin(options);
+    return new StemeIterator(this, options, this.scanner(options, v), v.version, this.versions!);
   }
 
   _snapshot(options: AnyOptions): StemeSnapshot {
-    return new StemeSnapshot(options, { version: this.version!, sequence: this.writes!.visibleSequence });
+    const version = this.versions!.acquire();
+    return new StemeSnapshot(options, { version, sequence: this.writes!.visibleSequence }, this.versions!);
   }
 
   async _clear(options: AnyOptions): Promise<void> {
-    const scanner = this.scanner(options);
+    const v = this.pin(options);
+    const scanner = this.scanner(options, v);
     try {
       for (;;) {
         const ops: BatchOp[] = [];
@@ -435,30 +508,58 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
       }
     } finally {
       scanner.close();
+      this.unpin(v);
     }
   }
 
   // ---- introspection ----
 
+  /** A plain object of counters; docs/operations.md documents every field. */
   stats(): Record<string, unknown> {
-    if (this.status !== 'open') throw new StemeError('LEVEL_DATABASE_NOT_OPEN', 'Database is not open');
-    const version = this.version!;
-    const levels = version.levels.map((files, level) => ({ level, fileCount: files.length, bytes: files.reduce((n, f) => n + f.fileSize, 0) }));
+    this.assertOpen();
+    const version = this.versions!.current;
+    const m = this.maintenance!.stats;
+    const levels = version.levels.map((files, level) => ({ level, fileCount: files.length, bytes: levelBytes(files) }));
     const cache = this.tables!.blockCache.stats;
     const mem = version.memtableBytes;
+    const wal = this.writes!.walStats();
+    const bytesWrittenToDisk = wal.bytesWritten + m.flushBytesWritten + m.compactionBytesWritten;
     return {
       levels,
       sstFileCount: version.fileCount,
+      sstBytes: levels.reduce((n, l) => n + l.bytes, 0),
+      walSegmentCount: version.immutables.length + 1,
+      walBytesWritten: wal.bytesWritten,
+      walSyncs: wal.syncs,
+      walGroups: wal.groups,
       memtableActiveBytes: mem.active,
       memtableImmutableBytes: mem.immutable,
       immutableMemtableCount: version.immutables.length,
+      blockCacheCapacityBytes: cache.capacityBytes,
       blockCacheBytes: cache.bytes,
       blockCacheHits: cache.hits,
       blockCacheMisses: cache.misses,
+      openTables: this.tables!.openCount,
+      pendingCompactionBytes: this.maintenance!.pendingCompactionBytes(version),
+      flushes: m.flushes,
+      compactions: m.compactions,
+      trivialMoves: m.trivialMoves,
+      compactionBytesRead: m.compactionBytesRead,
+      compactionBytesWritten: m.compactionBytesWritten,
+      compactionMillisTotal: Math.round(m.compactionMillisTotal),
+      compactionMillisMax: Math.round(m.compactionMillisMax),
+      obsoleteFilesDeleted: m.obsoleteFilesDeleted,
+      liveVersions: this.versions!.liveVersionCount,
+      userBytesWritten: this.userBytesWritten,
+      bytesWrittenToDisk,
+      writeAmplification: this.userBytesWritten > 0 ? bytesWrittenToDisk / this.userBytesWritten : 0,
+      stallCount: m.stallCount,
+      slowdownCount: m.slowdownCount,
+      stallMillis: Math.round(m.stallMillis),
+      storageOperationErrors: { ...this.operationErrors, flush: m.errors.flush, compaction: m.errors.compaction },
       lastSequence: this.writes!.visibleSequence,
       pendingWrites: this.writes!.pendingCount,
       writesFailed: this.writes!.failed !== undefined,
-      levelCount: LEVEL_COUNT,
     };
   }
 }

@@ -74,6 +74,13 @@ export class TableCache {
     return p;
   }
 
+  /** Closes a table that is about to be deleted and drops its cached blocks. */
+  evict(n: number): void {
+    const r = this.readers.get(n);
+    if (r) { r.close(); this.readers.delete(n); }
+    this.blockCache.evictFile(n);
+  }
+
   get openCount(): number {
     return this.readers.size;
   }

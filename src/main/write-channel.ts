@@ -218,6 +218,14 @@ export class WriteChannel {
     return settled;
   }
 
+  walStats(): { bytesWritten: number; syncs: number; groups: number } {
+    return {
+      bytesWritten: this.control.loadWide(Control.WalBytesLow),
+      syncs: this.control.load(Control.WalSyncs) >>> 0,
+      groups: this.control.load(Control.WalGroups) >>> 0,
+    };
+  }
+
   /** Called when a 'rotated' message arrives: settling may continue. */
   generationArrived(generation: number): void {
     if (generation > this.knownGeneration) this.knownGeneration = generation;

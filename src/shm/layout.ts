@@ -63,5 +63,13 @@ export const enum Control {
   ImmutableCountMax = 5,
   /** 1 while the database is being closed: the WAL worker drains what is left, then stops serving it. */
   Closing = 6,
-  Int32s = 8,
+  /**
+   * WAL statistics, written by the WAL worker only. Bytes are split into two uint32 halves;
+   * a reader may see a torn pair while a group commits, which is acceptable for statistics.
+   */
+  WalBytesLow = 8,
+  WalBytesHigh = 9,
+  WalSyncs = 10,
+  WalGroups = 11,
+  Int32s = 16,
 }

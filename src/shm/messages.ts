@@ -26,6 +26,7 @@ export type WalRequest =
   | { type: 'open'; requestId: number; dbId: number; location: string; options: DatabaseOptions; ring: SharedArrayBuffer; control: SharedArrayBuffer; ownerThreadId: number }
   | { type: 'edit'; requestId: number; dbId: number; edit: VersionEdit }
   | { type: 'close'; requestId: number; dbId: number }
+  | { type: 'delete'; requestId: number; dbId: number; fileNumbers: number[] }
   | { type: 'shutdown' };
 
 /** WAL worker → caller's thread, through the worker's parent port. */
@@ -44,6 +45,35 @@ export interface FlushTask {
   memtable: SharedArrayBuffer;
   blockSize: number;
   compression: boolean;
+}
+
+/** Caller's thread → pool: merge input files into new files at outputLevel. */
+export interface CompactionTask {
+  type: 'compact';
+  location: string;
+  /** Input files, newest data first is not required: the merge orders by internal key. */
+  inputs: { level: number; fileNumber: number }[];
+  outputLevel: number;
+  /** File numbers reserved for outputs, used in order. */
+  outputFileNumbers: number[];
+  targetFileBytes: number;
+  /**
+   * User-key ranges [smallest, largest] of every file in levels below outputLevel. A tombstone
+   * can be dropped only if no such range contains its key (nothing older can resurface).
+   */
+  deeperRanges: { smallest: Uint8Array; largest: Uint8Array }[];
+  blockSize: number;
+  compression: boolean;
+  /** Test hook: sleep this long per output file, to make compaction slow on purpose. */
+  throttleMs?: number;
+}
+
+export interface CompactionResult {
+  outputs: FlushResult[];
+  bytesRead: number;
+  bytesWritten: number;
+  entriesIn: number;
+  entriesOut: number;
 }
 
 export interface FlushResult {

@@ -51,6 +51,15 @@ export class ControlBlock {
   notify(slot: Control): void {
     Atomics.notify(this.words, slot);
   }
+  /** Adds to a 64-bit counter kept as two uint32 halves (lowSlot, lowSlot + 1). Single writer. */
+  addWide(lowSlot: Control, delta: number): void {
+    const total = this.loadWide(lowSlot) + delta;
+    Atomics.store(this.words, lowSlot + 1, Math.floor(total / 0x100000000) | 0);
+    Atomics.store(this.words, lowSlot, total % 0x100000000 | 0);
+  }
+  loadWide(lowSlot: Control): number {
+    return (Atomics.load(this.words, lowSlot + 1) >>> 0) * 0x100000000 + (Atomics.load(this.words, lowSlot) >>> 0);
+  }
   /** Main thread: resolves when slot changes from `seen` or after timeoutMs. Never blocks. */
   async waitChange(slot: Control, seen: number, timeoutMs: number): Promise<void> {
     const result = Atomics.waitAsync(this.words, slot, seen | 0, timeoutMs);

@@ -1,4 +1,5 @@
-// Threads: flush/compaction pool workers (piscina). Entry point for background table work.
+// Threads: flush/compaction pool workers (piscina). Entry point for background table work:
+// flushes (below) and compactions (compaction.ts).
 //
 // A flush writes one immutable memtable, read directly from shared memory, as a level-0 SST:
 //   1. Create kv/NNNNNN.sst exclusively (a leftover from a failed attempt is an orphan that
@@ -12,13 +13,14 @@
 import { errorToWire } from '../common/errors.js';
 import { fileSystem } from '../common/fs.js';
 import { kvDir, tablePath } from '../common/files.js';
-import type { FlushResult, FlushTask } from '../shm/messages.js';
+import type { CompactionResult, CompactionTask, FlushResult, FlushTask } from '../shm/messages.js';
 import { Memtable } from '../shm/memtable.js';
 import { TableBuilder } from '../sst/table-builder.js';
+import { compact } from './compaction.js';
 
-export default function run(task: FlushTask): FlushResult | { error: ReturnType<typeof errorToWire> } {
+export default function run(task: FlushTask | CompactionTask): FlushResult | CompactionResult | { error: ReturnType<typeof errorToWire> } {
   try {
-    return flush(task);
+    return task.type === 'flush' ? flush(task) : compact(task);
   } catch (e) {
     return { error: errorToWire(e) };
   }

@@ -49,6 +49,16 @@ function handle(request: WalRequest): void {
       }
       return;
     }
+    case 'delete': {
+      const db = databases.get(request.dbId);
+      try {
+        db?.deleteTables(request.fileNumbers);
+        post({ type: 'done', requestId: request.requestId });
+      } catch (e) {
+        post({ type: 'error', requestId: request.requestId, error: errorToWire(e) });
+      }
+      return;
+    }
     case 'close': {
       const db = databases.get(request.dbId);
       try {

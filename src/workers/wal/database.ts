@@ -22,7 +22,7 @@
 import * as path from 'node:path';
 import { errorToWire, ioError, StemeError } from '../../common/errors.js';
 import { fileSystem, writeAllSync } from '../../common/fs.js';
-import { kvDir, segmentPath, tableNumberOf, walDir } from '../../common/files.js';
+import { kvDir, segmentPath, tableNumberOf, tablePath, walDir } from '../../common/files.js';
 import { readBatchHeader } from '../../log/batch.js';
 import { loadManifest, ManifestWriter, readCurrent, emptyVersionState, type VersionEdit, type VersionState, applyEdit } from '../../log/manifest.js';
 import { RECORD_HEADER_BYTES, RecordType, sealRecord } from '../../log/record.js';
@@ -151,7 +151,12 @@ export class WalDatabase {
 
   private openNextSegment(): void {
     const fs = fileSystem();
-    if (this.segmentFd >= 0) fs.closeSync(this.segmentFd);
+    if (this.segmentFd >= 0) {
+      // Sync before moving on: recovery treats a torn tail in any segment but the newest as
+      // corruption, so an older segment must never end torn after power loss.
+      fs.fdatasyncSync(this.segmentFd);
+      fs.closeSync(this.segmentFd);
+    }
     this.segmentFd = -1;
     this.segmentNumber++;
     this.segmentFd = fs.openSync(segmentPath(this.location, this.segmentNumber), 'w');
@@ -169,6 +174,18 @@ export class WalDatabase {
     for (let n = before; n < this.state.logNumber; n++) {
       if (n === this.segmentNumber) break;
       try { fs.unlinkSync(segmentPath(this.location, n)); } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    }
+  }
+
+  /** Deletes SST files that the MANIFEST no longer names and no reader holds. */
+  deleteTables(fileNumbers: number[]): void {
+    const fs = fileSystem();
+    const live = new Set(this.state.levels.flat().map((f) => f.fileNumber));
+    for (const n of fileNumbers) {
+      if (live.has(n)) throw new Error(`stemedb assertion failed: deleting live table ${n}`);
+      try { fs.unlinkSync(tablePath(this.location, n)); } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       }
     }
@@ -273,7 +290,12 @@ export class WalDatabase {
     try {
       writeAllSync(this.segmentFd, out.subarray(0, bytes), this.segmentBytes);
       this.segmentBytes += bytes;
-      if (sync) fs.fdatasyncSync(this.segmentFd);
+      this.control.addWide(Control.WalBytesLow, bytes);
+      this.control.add(Control.WalGroups, 1);
+      if (sync) {
+        fs.fdatasyncSync(this.segmentFd);
+        this.control.add(Control.WalSyncs, 1);
+      }
     } catch (e) {
       this.fail(e, group.length, group[group.length - 1].end);
       return;

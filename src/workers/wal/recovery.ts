@@ -69,6 +69,8 @@ export function recoverWal(location: string, logNumber: number, writeBufferSize:
       if (bad) return;
       const header = readBatchHeader(payload);
       if (type !== RecordType.Batch || !header) { bad = new CorruptionError(file, offset, 'WAL record is not a batch'); return; }
+      // The checksum matched, so a batch that does not parse means a bug or a checksum collision.
+      if (!forEachBatchOp(payload, () => {})) { bad = new CorruptionError(file, offset, 'WAL batch does not parse'); return; }
       const need = batchMemtableBytes(payload);
       if (!current || current.memtable.usedBytes + need > current.memtable.capacityBytes) {
         if (current) current.memtable.markImmutable();
