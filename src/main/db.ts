@@ -46,7 +46,7 @@ export interface StemeDBOptions {
   ringBytes?: number;
   /** Immutable memtables allowed to wait for a flush before writes stall. Default 2. */
   immutableMemtablesMax?: number;
-  /** Flush/compaction threads in the shared pool. Default: availableParallelism() - 1, 1..4. */
+  /** Flush/compaction threads in the shared pool. Default: availableParallelism() - 1, clamped to 2..4. */
   maintenanceThreads?: number;
   /** Compact levels automatically. Default true. */
   autoCompaction?: boolean;

@@ -171,8 +171,13 @@ export class Runtime {
 
 let current: Runtime | undefined;
 
+/**
+ * At least two, so a flush never queues behind a long compaction (a database runs at most one
+ * of each at a time): a flush that waits stalls writers at the memtable limit. Pool threads
+ * are idle except during background work, so the second costs nothing on a 2-core machine.
+ */
 export function defaultMaintenanceThreads(): number {
-  return Math.max(1, Math.min(4, os.availableParallelism() - 1));
+  return Math.max(2, Math.min(4, os.availableParallelism() - 1));
 }
 
 /** The runtime of this thread, started if needed. Pair with runtime.unacquire(). */
