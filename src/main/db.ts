@@ -20,6 +20,8 @@ import { BlockCache } from '../sst/block-cache.js';
 import { Maintenance } from './maintenance.js';
 import { acquireRuntime, type Runtime, type RuntimeClient } from './runtime.js';
 import { VersionSet } from './version-set.js';
+import type { RepairReport } from '../tools/repair.js';
+import type { VerifyResult } from '../tools/verify.js';
 import { SnapshotScanner, type ScanRange } from './scanner.js';
 import { TableCache, Version, type MemtableRef } from './version.js';
 import { WriteChannel } from './write-channel.js';
@@ -212,6 +214,35 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
       throw new TypeError('Level-0 triggers must satisfy compaction <= slowdown <= stop');
     }
     if ((this.config.ringBytes & (this.config.ringBytes - 1)) !== 0) throw new TypeError("The 'ringBytes' option must be a power of two");
+  }
+
+  // ---- offline tools ----
+
+  /**
+   * Reads every file of a (closed) database and reports each bad block or record with its
+   * file and offset. Runs in the pool thread, off the event loop.
+   */
+  static async verify(location: string): Promise<VerifyResult> {
+    return StemeDB.tool('verify', location) as Promise<VerifyResult>;
+  }
+
+  /**
+   * Rebuilds a damaged (closed) database: keeps every SST that verifies, sets the rest aside
+   * in <location>/lost/, cuts WAL segments at their first bad record, and writes a fresh
+   * MANIFEST so the next open replays every surviving WAL record. Returns what was lost.
+   */
+  static async repair(location: string): Promise<RepairReport> {
+    return StemeDB.tool('repair', location) as Promise<RepairReport>;
+  }
+
+  private static async tool(type: 'verify' | 'repair', location: string): Promise<unknown> {
+    if (typeof location !== 'string' || location === '') throw new TypeError("The first argument 'location' must be a non-empty string");
+    const runtime = acquireRuntime();
+    try {
+      return await runtime.runTask({ type, location });
+    } finally {
+      runtime.unacquire();
+    }
   }
 
   // ---- open / close ----

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import { MessageChannel, Worker, threadId, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { errorFromWire, StemeError } from '../common/errors.js';
-import type { CompactionResult, CompactionTask, FlushResult, FlushTask, WalReply, WalRequest } from '../shm/messages.js';
+import type { FlushResult, FlushTask, CompactionTask, ToolTask, WalReply, WalRequest } from '../shm/messages.js';
 import { Doorbell } from '../shm/signals.js';
 
 const RUNTIME_LINGER_MS = 2000;
@@ -114,7 +114,7 @@ export class Runtime {
   }
 
   /** Runs a flush or compaction in the pool; errors come back as { code, message, cause } and are rebuilt. */
-  async runTask(task: FlushTask | CompactionTask): Promise<FlushResult | CompactionResult> {
+  async runTask(task: FlushTask | CompactionTask | ToolTask): Promise<unknown> {
     this.hold();
     try {
       const result = await this.pool.run(task);

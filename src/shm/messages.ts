@@ -76,6 +76,12 @@ export interface CompactionResult {
   entriesOut: number;
 }
 
+/** Caller's thread → pool: offline tooling over a closed database. */
+export interface ToolTask {
+  type: 'verify' | 'repair';
+  location: string;
+}
+
 export interface FlushResult {
   fileNumber: number;
   fileSize: number;

@@ -1,5 +1,5 @@
 // Threads: flush/compaction pool workers (piscina). Entry point for background table work:
-// flushes (below) and compactions (compaction.ts).
+// flushes (below), compactions (compaction.ts), and the verify and repair tools (src/tools).
 //
 // A flush writes one immutable memtable, read directly from shared memory, as a level-0 SST:
 //   1. Create kv/NNNNNN.sst exclusively (a leftover from a failed attempt is an orphan that
@@ -13,14 +13,21 @@
 import { errorToWire } from '../common/errors.js';
 import { fileSystem } from '../common/fs.js';
 import { kvDir, tablePath } from '../common/files.js';
-import type { CompactionResult, CompactionTask, FlushResult, FlushTask } from '../shm/messages.js';
+import type { CompactionResult, CompactionTask, FlushResult, FlushTask, ToolTask } from '../shm/messages.js';
+import { repairDatabase, type RepairReport } from '../tools/repair.js';
+import { verifyDatabase, type VerifyResult } from '../tools/verify.js';
 import { Memtable } from '../shm/memtable.js';
 import { TableBuilder } from '../sst/table-builder.js';
 import { compact } from './compaction.js';
 
-export default function run(task: FlushTask | CompactionTask): FlushResult | CompactionResult | { error: ReturnType<typeof errorToWire> } {
+export default function run(task: FlushTask | CompactionTask | ToolTask): FlushResult | CompactionResult | VerifyResult | RepairReport | { error: ReturnType<typeof errorToWire> } {
   try {
-    return task.type === 'flush' ? flush(task) : compact(task);
+    switch (task.type) {
+      case 'flush': return flush(task);
+      case 'compact': return compact(task);
+      case 'verify': return verifyDatabase(task.location);
+      case 'repair': return repairDatabase(task.location);
+    }
   } catch (e) {
     return { error: errorToWire(e) };
   }
