@@ -20,7 +20,7 @@
 // so once memtable i is in an SST, segments below firstSegment(i+1) can be deleted.
 
 import * as path from 'node:path';
-import { errorToWire, ioError, StemeError } from '../../common/errors.js';
+import { CorruptionError, errorToWire, ioError, StemeError } from '../../common/errors.js';
 import { fileSystem, writeAllSync } from '../../common/fs.js';
 import { kvDir, segmentPath, tableNumberOf, tablePath, walDir } from '../../common/files.js';
 import { readBatchHeader } from '../../log/batch.js';
@@ -78,8 +78,10 @@ export class WalDatabase {
   open(ownerThreadId: number, locksHeld: Set<string>): { memtables: MemtableHandle[]; lastSequence: number; recoveredBatches: number } {
     const fs = fileSystem();
     const { location, options } = this;
-    let exists = fs.existsSync(location);
-    if (exists && !isDirectory(location)) throw new StemeError('LEVEL_INVALID_ARGUMENT', `${location} exists and is not a directory`);
+    const exists = fs.existsSync(location);
+    if (exists && !isDirectory(location)) {
+      throw ioError(`${location} exists and is not a directory`, Object.assign(new Error(`ENOTDIR: not a directory, '${location}'`), { code: 'ENOTDIR', path: location }));
+    }
     if (!exists) {
       if (!options.createIfMissing) throw new StemeError('LEVEL_DATABASE_NOT_OPEN', `${location} does not exist (createIfMissing is false)`);
       fs.mkdirSync(location);
@@ -87,6 +89,7 @@ export class WalDatabase {
     acquireLock(location, ownerThreadId, locksHeld);
     try {
       const current = fs.existsSync(kvDir(location)) ? readCurrent(kvDir(location)) : undefined;
+      if (!current) this.refuseIfDataWithoutCurrent();
       if (current && options.errorIfExists) throw new StemeError('LEVEL_DATABASE_NOT_OPEN', `${location} already exists (errorIfExists is true)`);
       if (!current && !options.createIfMissing) throw new StemeError('LEVEL_DATABASE_NOT_OPEN', `${location} is not a database (createIfMissing is false)`);
       fs.mkdirSync(walDir(location));
@@ -135,6 +138,22 @@ export class WalDatabase {
       this.closeFiles();
       releaseLock(location, locksHeld);
       throw e;
+    }
+  }
+
+  /**
+   * Without CURRENT, a directory that still holds tables, MANIFESTs or WAL records is a damaged
+   * database, not a new one: creating a fresh one over it would treat every SST as an orphan
+   * and delete it. Refuse, and point at repair.
+   */
+  private refuseIfDataWithoutCurrent(): void {
+    const fs = fileSystem();
+    const kv = kvDir(this.location);
+    const wal = walDir(this.location);
+    const kvData = fs.existsSync(kv) && fs.readdirSync(kv).some((f) => tableNumberOf(f) !== undefined || f.startsWith('MANIFEST-'));
+    const walData = fs.existsSync(wal) && fs.readdirSync(wal).some((f) => fs.readFileSync(path.join(wal, f)).length > 0);
+    if (kvData || walData) {
+      throw new CorruptionError(path.join(kv, 'CURRENT'), 0, 'CURRENT is missing but the database holds data; run StemeDB.repair() (stemedb repair <dir>)');
     }
   }
 
