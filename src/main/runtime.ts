@@ -48,7 +48,7 @@ export class Runtime {
   private lingerTimer: NodeJS.Timeout | undefined;
   private dead: Error | undefined;
 
-  constructor(maintenanceThreads: number) {
+  constructor(readonly maintenanceThreads: number) {
     const channel = new MessageChannel();
     this.port = channel.port1;
     this.worker = new Worker(WAL_WORKER_URL, {
@@ -160,6 +160,15 @@ export class Runtime {
     this.lingerTimer.unref();
   }
 
+  get idle(): boolean {
+    return this.users === 0;
+  }
+
+  shutdownNow(): void {
+    if (this.lingerTimer) { clearTimeout(this.lingerTimer); this.lingerTimer = undefined; }
+    this.shutdown();
+  }
+
   private shutdown(): void {
     if (this.users > 0) return;
     if (current === this) current = undefined;
@@ -182,6 +191,8 @@ export function defaultMaintenanceThreads(): number {
 
 /** The runtime of this thread, started if needed. Pair with runtime.unacquire(). */
 export function acquireRuntime(maintenanceThreads = defaultMaintenanceThreads()): Runtime {
+  // An idle runtime sized differently is replaced; one in use keeps its pool for everyone.
+  if (current && !current.isDead && current.idle && current.maintenanceThreads !== maintenanceThreads) current.shutdownNow();
   if (!current || current.isDead) current = new Runtime(maintenanceThreads);
   current.acquire();
   return current;
