@@ -43,3 +43,34 @@ describe('a failed fdatasync is sticky', () => {
     expect(out.afterReopenA).toBe('1');
   });
 });
+
+describe('a real full disk (tmpfs)', () => {
+  const isRoot = process.getuid?.() === 0;
+  if (!isRoot) console.log('skipping the tmpfs disk-full test: mounting tmpfs needs root');
+  it.skipIf(!isRoot)('writes fail with ENOSPC, nothing acknowledged is lost, and a reopen after freeing space recovers', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const fs = await import('node:fs');
+    const mountPoint = path.join(root, 'tmpfs');
+    fs.mkdirSync(mountPoint);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountPoint]);
+    try {
+      const ballast = path.join(mountPoint, 'ballast');
+      fs.writeFileSync(ballast, Buffer.alloc(1024 * 1024));
+      const location = path.join(mountPoint, 'db');
+      const run = (...args: string[]) => JSON.parse(execFileSync(process.execPath, [fixture('disk-full.mjs'), ...args], { encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop()!);
+      const filled = run('fill', location);
+      expect(filled.failure).toEqual({ code: 'LEVEL_IO_ERROR', cause: 'ENOSPC' });
+      expect(filled.acknowledged).toBeGreaterThan(100);
+      expect(filled.readFirst).toBe(true);
+      expect(filled.readLast).toBe(true);
+      expect(filled.laterWrite).toBe('LEVEL_IO_ERROR');
+      fs.rmSync(ballast);
+      const reopened = run('reopen', location, String(filled.acknowledged));
+      expect(reopened.present).toBe(filled.acknowledged);
+      expect(reopened.newWrite).toBe('ok');
+      expect(reopened.newRead).toBe('y');
+    } finally {
+      execFileSync('umount', ['-l', mountPoint]);
+    }
+  });
+});

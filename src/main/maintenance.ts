@@ -151,7 +151,14 @@ export class Maintenance {
       const after = now.immutables[now.immutables.indexOf(target) + 1] ?? now.active;
       const file: FileMeta = { level: 0, ...result };
       const lastSequence = Math.max(this.lastFlushedSequence, result.largestSequence);
-      await this.edit({ added: [file], logNumber: after.firstSegment, nextFileNumber: this.nextFileNumber, lastSequence });
+      try {
+        await this.edit({ added: [file], logNumber: after.firstSegment, nextFileNumber: this.nextFileNumber, lastSequence });
+      } catch (e) {
+        // The MANIFEST does not name the file, so nothing can read it: free its space now
+        // (on a full disk that matters) rather than at the next open.
+        await this.deleteObsolete([fileNumber]);
+        throw e;
+      }
       this.lastFlushedSequence = lastSequence;
       const current = this.versions.current;
       const levels = current.levels.map((files, level) => (level === 0 ? sortLevel(0, [file, ...files]) : files));
