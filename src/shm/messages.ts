@@ -4,6 +4,7 @@
 
 import type { WireError } from '../common/errors.js';
 import type { VersionEdit, VersionState } from '../log/manifest.js';
+import type { TableProperties } from '../sst/table-builder.js';
 
 export interface DatabaseOptions {
   createIfMissing: boolean;
@@ -82,12 +83,7 @@ export interface ToolTask {
   location: string;
 }
 
-export interface FlushResult {
+/** A table written by a flush or compaction: the builder's properties plus its file number. */
+export interface FlushResult extends TableProperties {
   fileNumber: number;
-  fileSize: number;
-  entryCount: number;
-  smallestKey: Uint8Array;
-  largestKey: Uint8Array;
-  smallestSequence: number;
-  largestSequence: number;
 }

@@ -48,15 +48,7 @@ function flush(task: FlushTask): FlushResult {
     fs.closeSync(fd);
     closed = true;
     fs.syncDirSync(kvDir(task.location));
-    return {
-      fileNumber: task.fileNumber,
-      fileSize: props.fileSize,
-      entryCount: props.entryCount,
-      smallestKey: props.smallestKey,
-      largestKey: props.largestKey,
-      smallestSequence: props.smallestSequence,
-      largestSequence: props.largestSequence,
-    };
+    return { fileNumber: task.fileNumber, ...props };
   } catch (e) {
     if (!closed) { try { fs.closeSync(fd); } catch { /* already failing */ } }
     try { fs.unlinkSync(file); } catch { /* nothing to remove */ }
