@@ -44,6 +44,20 @@ describe('a failed fdatasync is sticky', () => {
   });
 });
 
+describe('a flush that hits ENOSPC', () => {
+  it('removes its partial output, leaves nothing the MANIFEST does not name, and succeeds once space returns', () => {
+    const out = runWithFaults('flush-enospc.mjs', [{ op: 'write', path: '\\.sst$', code: 'ENOSPC', times: 2 }], path.join(root, 'flush-enospc'));
+    expect(out.firstFlush).toEqual({ code: 'LEVEL_IO_ERROR', cause: 'ENOSPC' });
+    expect(out.sstFilesAfterFailure).toEqual([]);
+    expect(out.readDuringFailure).toBe(`v7-${'x'.repeat(100)}`);
+    expect(out.flushedLater).toBe(true);
+    expect(out.sstFiles).toBeGreaterThan(0);
+    expect(out.verify.ok).toBe(true);
+    expect(out.verify.problems).toEqual([]);
+    expect(out.afterReopen).toBe(`v199-${'x'.repeat(100)}`);
+  });
+});
+
 describe('a real full disk (tmpfs)', () => {
   const isRoot = process.getuid?.() === 0;
   if (!isRoot) console.log('skipping the tmpfs disk-full test: mounting tmpfs needs root');

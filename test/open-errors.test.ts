@@ -97,19 +97,30 @@ describe('bad state at open', () => {
     expect(snapshotTree(location)).toEqual(before);
   });
 
-  // Root bypasses directory permissions, so the case cannot be produced as root.
-  const isRoot = process.getuid?.() === 0;
-  if (isRoot) console.log('skipping "directory is not writable": running as root, which ignores permissions');
-  it.skipIf(isRoot)('the directory is not writable', async () => {
-    const location = await populated();
-    fs.chmodSync(location, 0o555);
+  // Root ignores permission bits, so as root the directory is made unwritable by remounting a
+  // small tmpfs read-only; otherwise by chmod.
+  it('the directory is not writable', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const isRoot = process.getuid?.() === 0;
+    const mountPoint = path.join(root, 'readonly');
+    fs.mkdirSync(mountPoint);
+    if (isRoot) execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mountPoint]);
+    const location = path.join(mountPoint, 'db');
     try {
+      const db = new StemeDB(location);
+      await db.open();
+      await db.put('k', 'v');
+      await db.close();
+      if (isRoot) execFileSync('mount', ['-o', 'remount,ro', mountPoint]);
+      else fs.chmodSync(location, 0o555);
       const before = snapshotTree(location);
       const cause = await openError(location);
       expect(cause.code).toBe('LEVEL_IO_ERROR');
+      expect(['EROFS', 'EACCES']).toContain(cause.cause?.code);
       expect(snapshotTree(location)).toEqual(before);
     } finally {
-      fs.chmodSync(location, 0o755);
+      if (isRoot) execFileSync('umount', ['-l', mountPoint]);
+      else fs.chmodSync(location, 0o755);
     }
   });
 });
