@@ -232,17 +232,35 @@ export class TableReader {
     return { offset, size };
   }
 
-  /** Internal (TableIterator): a data block through the cache, read synchronously on a miss. */
-  dataBlockSync(handle: BlockHandle): Block {
+  /**
+   * Internal (TableIterator): a data block through the cache, read synchronously on a miss.
+   * With a read-ahead window, a miss that moves forward reads READAHEAD_BYTES at once, so a
+   * scan does one read per window instead of one per block.
+   */
+  dataBlockSync(handle: BlockHandle, readahead?: Readahead): Block {
     const cached = this.cache?.get(this.fileNumber, handle.offset);
     if (cached !== undefined) return cached;
-    const block = this.readDataBlockSync(handle);
+    const block = this.readDataBlockSync(handle, readahead);
     this.cache?.insert(this.fileNumber, handle.offset, block);
     return block;
   }
 
-  private readDataBlockSync(handle: BlockHandle): Block {
-    const raw = readRangeSync(this.file, this.fd, handle.offset, handle.size + BLOCK_TRAILER_BYTES);
+  private readDataBlockSync(handle: BlockHandle, readahead?: Readahead): Block {
+    const bytes = handle.size + BLOCK_TRAILER_BYTES;
+    let raw: Uint8Array;
+    if (readahead && handle.offset >= readahead.offset && handle.offset + bytes <= readahead.offset + readahead.bytes.length) {
+      raw = readahead.bytes.subarray(handle.offset - readahead.offset, handle.offset - readahead.offset + bytes);
+    } else if (readahead && handle.offset > readahead.lastOffset) {
+      // Moving forward: read a window. Each window is a fresh buffer, because blocks decoded
+      // from it may be views into it and live on in the cache.
+      const windowBytes = Math.min(this.dataEnd - handle.offset, Math.max(bytes, READAHEAD_BYTES));
+      readahead.bytes = readRangeSync(this.file, this.fd, handle.offset, windowBytes);
+      readahead.offset = handle.offset;
+      raw = readahead.bytes.subarray(0, bytes);
+    } else {
+      raw = readRangeSync(this.file, this.fd, handle.offset, bytes);
+    }
+    if (readahead) readahead.lastOffset = handle.offset;
     return new Block(this.file, handle.offset, decodeBlock(this.file, handle.offset, raw));
   }
 
@@ -319,6 +337,17 @@ async function readRange(file: string, fd: number, offset: number, bytes: number
   return buf;
 }
 
+/** Bytes a forward scan reads at once on a cache miss. */
+const READAHEAD_BYTES = 256 * 1024;
+
+/** One iterator's read-ahead window over the data blocks of its table. */
+interface Readahead {
+  offset: number;
+  bytes: Uint8Array;
+  /** Offset of the last block read, to tell forward from backward movement. */
+  lastOffset: number;
+}
+
 /**
  * Two-level iterator: the index iterator picks the data block, a block iterator walks it.
  * Blocks are fetched lazily through the reader's cache; the current block stays referenced
@@ -328,6 +357,7 @@ class TableIterator implements InternalIterator {
   private data: BlockIterator | undefined;
   private dataBlockOffset = -1;
   private dataOn = false;
+  private readonly readahead: Readahead = { offset: 0, bytes: new Uint8Array(0), lastOffset: -1 };
 
   constructor(private readonly reader: TableReader, private readonly indexIt: BlockIterator) {}
 
@@ -388,7 +418,7 @@ class TableIterator implements InternalIterator {
     if (this.data === undefined || handle.offset !== this.dataBlockOffset) {
       // Mark unloaded first so a read error leaves the iterator invalid, not on a stale block.
       this.dataOn = false;
-      const block = this.reader.dataBlockSync(handle);
+      const block = this.reader.dataBlockSync(handle, this.readahead);
       if (this.data === undefined) this.data = block.iterator();
       else this.data.reset(block);
       this.dataBlockOffset = handle.offset;
