@@ -171,4 +171,25 @@ describe('compaction', () => {
     expect(await db.get('key-0-0')).toBe(value);
     await db.close();
   }, 300_000);
+
+  it('pending compaction bytes past the hard limit hold writers until compaction catches up', async () => {
+    const db = new StemeDB(fresh(), {
+      writeBufferSize: 64 * 1024, level0CompactionTrigger: 2, compactionThrottleMs: 50,
+      pendingCompactionBytesSoft: 1, pendingCompactionBytesHard: 1,
+    });
+    await db.open();
+    const value = 'p'.repeat(1000);
+    let sawPending = 0;
+    for (let b = 0; b < 30; b++) {
+      await db.batch(Array.from({ length: 100 }, (_, i) => ({ type: 'put' as const, key: `k-${b}-${i}`, value })));
+      sawPending = Math.max(sawPending, (db.stats() as any).pendingCompactionBytes);
+    }
+    const s: any = db.stats();
+    console.log(`pending-bytes stall: stops=${s.stallCount} slowdowns=${s.slowdownCount} maxPending=${sawPending}`);
+    expect(s.stallCount).toBeGreaterThan(0);
+    expect(s.compactions).toBeGreaterThan(0);
+    expect(await db.get('k-29-99')).toBe(value);
+    expect(await db.get('k-0-0')).toBe(value);
+    await db.close();
+  }, 120_000);
 });

@@ -63,6 +63,10 @@ export interface StemeDBOptions {
   levelSizeMultiplier?: number;
   /** Compaction output files are cut at this size. Default 2 MiB. */
   targetFileBytes?: number;
+  /** Pending compaction bytes from which each write is delayed 1 ms. Default 1 GiB. */
+  pendingCompactionBytesSoft?: number;
+  /** Pending compaction bytes at which writes wait for compaction. Default 4 GiB. */
+  pendingCompactionBytesHard?: number;
   /** Test hook: each compaction sleeps this long per output file. Default 0. */
   compactionThrottleMs?: number;
   [key: string]: unknown;
@@ -166,6 +170,7 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
     cacheSize: number; blockSize: number; compression: boolean; ringBytes: number; maintenanceThreads?: number;
     autoCompaction: boolean; level0CompactionTrigger: number; level0SlowdownTrigger: number; level0StopTrigger: number;
     levelBaseBytes: number; levelSizeMultiplier: number; targetFileBytes: number; compactionThrottleMs: number;
+    pendingCompactionBytesSoft: number; pendingCompactionBytesHard: number;
   };
   private runtime: Runtime | undefined;
   private dbId = 0;
@@ -209,7 +214,10 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
       levelSizeMultiplier: boundedInteger('levelSizeMultiplier', options.levelSizeMultiplier, 10, 2, 100),
       targetFileBytes: boundedInteger('targetFileBytes', options.targetFileBytes, 2 * 1024 * 1024, 16 * 1024, 2 ** 32),
       compactionThrottleMs: boundedInteger('compactionThrottleMs', options.compactionThrottleMs, 0, 0, 60_000),
+      pendingCompactionBytesSoft: boundedInteger('pendingCompactionBytesSoft', options.pendingCompactionBytesSoft, 2 ** 30, 1, 2 ** 50),
+      pendingCompactionBytesHard: boundedInteger('pendingCompactionBytesHard', options.pendingCompactionBytesHard, 2 ** 32, 1, 2 ** 50),
     };
+    if (this.config.pendingCompactionBytesHard < this.config.pendingCompactionBytesSoft) throw new TypeError('pendingCompactionBytesHard must be >= pendingCompactionBytesSoft');
     if (this.config.level0SlowdownTrigger < this.config.level0CompactionTrigger || this.config.level0StopTrigger < this.config.level0SlowdownTrigger) {
       throw new TypeError('Level-0 triggers must satisfy compaction <= slowdown <= stop');
     }

@@ -8,8 +8,11 @@
 //   - Every MANIFEST edit is made by the WAL worker, and is durable before the caller's thread
 //     installs the Version it describes.
 //   - A compaction's inputs stay pinned (a Version reference) until its edit is installed.
-//   - Writers wait (never fail) while level 0 is at its stop trigger, and are slowed by
-//     1 ms per write from the slowdown trigger, when automatic compaction is on.
+//   - With automatic compaction on, writers are slowed by 1 ms per write past a soft limit
+//     and wait (never fail) at a hard limit. The limits: level-0 file count (slowdown and stop
+//     triggers) and pending compaction bytes (soft and hard); immutable memtables slow writers
+//     at immutableMemtablesMax - 1 when that max is 3 or more (RocksDB's rule), and the WAL
+//     worker holds them at the max.
 
 import { compareInternalKeys } from '../common/keys.js';
 import type { FileMeta } from '../log/manifest.js';
@@ -34,6 +37,11 @@ export interface MaintenanceOptions extends CompactionOptions {
   autoCompaction: boolean;
   level0SlowdownTrigger: number;
   level0StopTrigger: number;
+  /** Pending compaction bytes from which each write is delayed. */
+  pendingCompactionBytesSoft: number;
+  /** Pending compaction bytes at which writes wait for compaction. */
+  pendingCompactionBytesHard: number;
+  immutableMemtablesMax: number;
   /** Test hook: milliseconds each compaction sleeps per output file. */
   compactionThrottleMs: number;
 }
@@ -290,16 +298,27 @@ export class Maintenance {
    */
   admit(): Promise<void> | undefined {
     if (!this.options.autoCompaction) return undefined;
-    const l0 = this.versions.current.levels[0].length;
-    if (l0 < this.options.level0SlowdownTrigger) return undefined;
-    return this.stall(l0);
+    const pressure = this.pressure();
+    return pressure === 'none' ? undefined : this.stall(pressure);
   }
 
-  private async stall(l0: number): Promise<void> {
+  /** How hard the tree pushes back on writers right now. */
+  private pressure(): 'none' | 'slow' | 'stop' {
+    const version = this.versions.current;
+    const o = this.options;
+    const l0 = version.levels[0].length;
+    const pending = this.pendingCompactionBytes(version);
+    if (l0 >= o.level0StopTrigger || pending >= o.pendingCompactionBytesHard) return 'stop';
+    if (l0 >= o.level0SlowdownTrigger || pending >= o.pendingCompactionBytesSoft) return 'slow';
+    if (o.immutableMemtablesMax >= 3 && version.immutables.length >= o.immutableMemtablesMax - 1) return 'slow';
+    return 'none';
+  }
+
+  private async stall(pressure: 'slow' | 'stop'): Promise<void> {
     const started = performance.now();
-    if (l0 >= this.options.level0StopTrigger) {
+    if (pressure === 'stop') {
       this.stats.stallCount++;
-      while (!this.closing && this.versions.current.levels[0].length >= this.options.level0StopTrigger) {
+      while (!this.closing && this.pressure() === 'stop') {
         this.schedule();
         await this.nextProgress();
       }
@@ -310,9 +329,13 @@ export class Maintenance {
     this.stats.stallMillis += performance.now() - started;
   }
 
+  /** Pending compaction bytes of a Version, computed once per Version (admit() asks on every write). */
   pendingCompactionBytes(version: Version = this.versions.current): number {
-    return pendingCompactionBytes(version.levels, this.options);
+    if (this.pendingMemo?.version !== version) this.pendingMemo = { version, bytes: pendingCompactionBytes(version.levels, this.options) };
+    return this.pendingMemo.bytes;
   }
+
+  private pendingMemo: { version: Version; bytes: number } | undefined;
 
   get busy(): boolean {
     return this.flushing !== undefined || this.compacting !== undefined;
