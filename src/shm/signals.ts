@@ -71,3 +71,9 @@ export class ControlBlock {
 export function counterAtOrAfter(a: number, b: number): boolean {
   return ((a - b) | 0) >= 0;
 }
+
+/** Worker threads only: blocks the calling thread for ms (the compaction throttle test hook). */
+export function sleepWorker(ms: number): void {
+  // Atomics.wait on a private cell nobody notifies: a sleep that burns no CPU.
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}

@@ -20,12 +20,9 @@ import type { InternalIterator } from '../common/iterator.js';
 import { compareByteRanges, EntryKind, TRAILER_BYTES, trailerKind } from '../common/keys.js';
 import { MergingIterator } from '../common/merging-iterator.js';
 import type { CompactionResult, CompactionTask, FlushResult } from '../shm/messages.js';
+import { sleepWorker } from '../shm/signals.js';
 import { TableBuilder } from '../sst/table-builder.js';
 import { TableReader } from '../sst/table-reader.js';
-
-function sleep(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
 
 export function compact(task: CompactionTask): CompactionResult {
   const fs = fileSystem();
@@ -66,7 +63,7 @@ export function compact(task: CompactionTask): CompactionResult {
       bytesWritten += props.fileSize;
       outputs.push({ fileNumber, ...props });
       builder = undefined;
-      if (task.throttleMs) sleep(task.throttleMs);
+      if (task.throttleMs) sleepWorker(task.throttleMs);
     };
 
     let lastUserKey: Uint8Array | undefined;
