@@ -6,6 +6,7 @@
 
 import * as nodeFs from 'node:fs';
 import { faultyFileSystem, type FaultRule } from './fault-fs.js';
+import { powerLossFileSystem, type PowerLossSpec } from './power-loss-fs.js';
 
 export interface FileSystem {
   openSync(file: string, flags: string): number;
@@ -28,7 +29,7 @@ export interface FileSystem {
   read(fd: number, buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
 }
 
-export type FileSystemSpec = { kind: 'node' } | { kind: 'faulty'; rules: FaultRule[] };
+export type FileSystemSpec = { kind: 'node' } | { kind: 'faulty'; rules: FaultRule[] } | PowerLossSpec;
 
 export const nodeFileSystem: FileSystem = {
   openSync: (f, flags) => nodeFs.openSync(f, flags),
@@ -66,12 +67,17 @@ export function fileSystemSpec(): FileSystemSpec {
 
 export function installFileSystem(spec: FileSystemSpec, impl?: FileSystem): void {
   currentSpec = spec;
-  current = impl ?? (spec.kind === 'faulty' ? faultyFileSystem(nodeFileSystem, spec.rules) : nodeFileSystem);
+  current = impl ?? (spec.kind === 'faulty' ? faultyFileSystem(nodeFileSystem, spec.rules)
+    : spec.kind === 'power-loss' ? powerLossFileSystem(nodeFileSystem, spec) : nodeFileSystem);
 }
 
 // Test hook: every thread (workers inherit the environment) installs the same injected faults.
 if (typeof process !== 'undefined' && process.env.STEMEDB_FAULTS) {
   installFileSystem({ kind: 'faulty', rules: JSON.parse(process.env.STEMEDB_FAULTS) as FaultRule[] });
+}
+// Test hook: STEMEDB_POWER_LOSS = JSON of { root, shadow } journals durability (power-loss-fs.ts).
+if (typeof process !== 'undefined' && process.env.STEMEDB_POWER_LOSS) {
+  installFileSystem({ ...(JSON.parse(process.env.STEMEDB_POWER_LOSS) as Omit<PowerLossSpec, 'kind'>), kind: 'power-loss' });
 }
 
 /** Reads exactly length bytes or fails; short reads mean the file is shorter than its metadata says. */

@@ -9,8 +9,9 @@
 //
 // A record is written with one write() together with the rest of its group, so after a
 // process crash it is either whole or absent. After power loss the tail may be torn: a
-// header or payload that runs past end of file, a zero header (preallocated space), or a
-// checksum mismatch on the last record. Readers report where the valid prefix ends.
+// header or payload that runs past end of file, a zero header (preallocated space), a
+// checksum mismatch on the last record, or unsynced pages written back out of order (a page
+// of zeros inside a bad record). Readers report where the valid prefix ends.
 // DO NOT RENUMBER RecordType values: they are on disk.
 
 import { checksum32 } from '../common/checksum.js';
@@ -55,6 +56,31 @@ export function sealRecord(out: Uint8Array, offset: number, type: RecordType, pa
   return end;
 }
 
+/**
+ * Unsynced pages of a file can reach the disk in any order before a power cut, so the unsynced
+ * tail may read as a zero-filled page followed by later data. A bad record that contains a
+ * whole page-aligned page of zeros, or a zero header running to a page boundary, is such a
+ * torn write-back, not corruption: a bit flip never produces a page of zeros.
+ */
+export const PAGE_BYTES = 4096;
+
+function isZero(data: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (data[i] !== 0) return false;
+  return true;
+}
+
+function zeroToPageEnd(data: Uint8Array, offset: number): boolean {
+  const pageEnd = Math.min(data.length, (Math.floor(offset / PAGE_BYTES) + 1) * PAGE_BYTES);
+  return isZero(data, offset, pageEnd);
+}
+
+function hasZeroPage(data: Uint8Array, from: number, to: number): boolean {
+  for (let page = Math.ceil(from / PAGE_BYTES) * PAGE_BYTES; page + PAGE_BYTES <= to; page += PAGE_BYTES) {
+    if (isZero(data, page, page + PAGE_BYTES)) return true;
+  }
+  return false;
+}
+
 export type RecordVisit = (type: RecordType, payload: Uint8Array, offset: number) => void;
 
 export interface ScanResult {
@@ -84,14 +110,14 @@ export function scanRecords(data: Uint8Array, visit: RecordVisit): ScanResult {
       const tailIsZero = data.subarray(offset).every((b) => b === 0);
       return tailIsZero
         ? { validBytes: offset }
-        : { validBytes: offset, problem: { offset, what: 'zeroed record header followed by data', atTail: false } };
+        : { validBytes: offset, problem: { offset, what: 'zeroed record header followed by data', atTail: zeroToPageEnd(data, offset) } };
     }
     if (length > RECORD_PAYLOAD_BYTES_MAX || RECORD_HEADER_BYTES + length > remaining) {
       return { validBytes: offset, problem: { offset, what: `record length ${length} runs past end of file`, atTail: true } };
     }
     const end = offset + RECORD_HEADER_BYTES + length;
     if (checksum32(data.subarray(offset + 4, end)) !== checksum) {
-      const atTail = end === data.length || data.subarray(end).every((b) => b === 0);
+      const atTail = end === data.length || data.subarray(end).every((b) => b === 0) || hasZeroPage(data, offset, end);
       return { validBytes: offset, problem: { offset, what: 'record checksum mismatch', atTail } };
     }
     visit(type, data.subarray(offset + RECORD_HEADER_BYTES, end), offset);

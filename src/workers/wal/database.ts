@@ -85,6 +85,8 @@ export class WalDatabase {
     if (!exists) {
       if (!options.createIfMissing) throw new StemeError('LEVEL_DATABASE_NOT_OPEN', `${location} does not exist (createIfMissing is false)`);
       fs.mkdirSync(location);
+      // The new directory's entry must survive power loss before anything in it counts.
+      fs.syncDirSync(path.dirname(path.resolve(location)));
     }
     acquireLock(location, ownerThreadId, locksHeld);
     try {
@@ -92,8 +94,11 @@ export class WalDatabase {
       if (!current) this.refuseIfDataWithoutCurrent();
       if (current && options.errorIfExists) throw new StemeError('LEVEL_DATABASE_NOT_OPEN', `${location} already exists (errorIfExists is true)`);
       if (!current && !options.createIfMissing) throw new StemeError('LEVEL_DATABASE_NOT_OPEN', `${location} is not a database (createIfMissing is false)`);
+      const created = !fs.existsSync(walDir(location)) || !fs.existsSync(kvDir(location));
       fs.mkdirSync(walDir(location));
       fs.mkdirSync(kvDir(location));
+      // wal/ and kv/ themselves are entries of the database directory: make them durable.
+      if (created) fs.syncDirSync(location);
       let manifestNumber = 1;
       if (current) {
         const loaded = loadManifest(kvDir(location), current);

@@ -1,14 +1,30 @@
 // Threads: WAL worker. The database LOCK file.
 //
-// Node has no flock(), so the lock is a file created with O_EXCL holding "pid threadId".
-// A LOCK left by a dead process (SIGKILL) is stale and is taken over; a LOCK held by a live
-// process, or by another thread of this process, refuses the open with LEVEL_LOCKED.
+// Node has no flock(), so the lock is a file created with O_EXCL holding
+// "pid threadId bootId". A LOCK left by a dead process (SIGKILL), by an earlier boot (after a
+// power cut the pid may belong to an unrelated process now), or torn (it does not parse) is
+// stale and is taken over; a LOCK held by a live process of this boot, or by another thread of
+// this process, refuses the open with LEVEL_LOCKED.
 // This is advisory: two processes racing through the stale-takeover path at the same
 // instant could both win; the window is one unlink+create.
 
 import { StemeError } from '../../common/errors.js';
 import { fileSystem, writeAllSync } from '../../common/fs.js';
 import { lockFile } from '../../common/files.js';
+
+let cachedBootId: string | undefined;
+
+/** Linux's per-boot id; empty where it is unavailable (then only the pid decides). */
+function bootId(): string {
+  if (cachedBootId === undefined) {
+    try {
+      cachedBootId = fileSystem().readFileSync('/proc/sys/kernel/random/boot_id').toString('utf8').trim();
+    } catch {
+      cachedBootId = '';
+    }
+  }
+  return cachedBootId;
+}
 
 function isAlive(pid: number): boolean {
   try {
@@ -23,7 +39,7 @@ export function acquireLock(location: string, ownerThreadId: number, heldHere: S
   const fs = fileSystem();
   const file = lockFile(location);
   if (heldHere.has(file)) throw new StemeError('LEVEL_LOCKED', `${location} is already open in this thread`);
-  const me = `${process.pid} ${ownerThreadId}\n`;
+  const me = `${process.pid} ${ownerThreadId} ${bootId()}\n`;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = fs.openSync(file, 'wx');
@@ -35,10 +51,11 @@ export function acquireLock(location: string, ownerThreadId: number, heldHere: S
     }
     let holder = '';
     try { holder = fs.readFileSync(file).toString('utf8'); } catch { /* vanished: retry */ }
-    const [pidText, threadText] = holder.trim().split(' ');
+    const [pidText, threadText, holderBoot] = holder.trim().split(' ');
     const pid = Number(pidText);
-    const live = Number.isInteger(pid) && pid > 0 && isAlive(pid);
-    const sameProcessOtherThread = pid === process.pid && Number(threadText) !== ownerThreadId;
+    const sameBoot = holderBoot === undefined ? bootId() === '' : holderBoot === bootId();
+    const live = sameBoot && Number.isInteger(pid) && pid > 0 && threadText !== undefined && isAlive(pid);
+    const sameProcessOtherThread = live && pid === process.pid && Number(threadText) !== ownerThreadId;
     if (holder && (live && pid !== process.pid || sameProcessOtherThread)) {
       throw new StemeError('LEVEL_LOCKED', `${location} is locked by pid ${pid}${sameProcessOtherThread ? ` thread ${threadText}` : ''}`);
     }

@@ -82,6 +82,10 @@ export function recoverWal(location: string, logNumber: number, writeBufferSize:
       if (header.count > 0) lastSequence = Math.max(lastSequence, header.sequence + header.count - 1);
     });
     if (bad) throw bad;
+    // Replayed batches become visible again, and later sync writes may depend on them: make
+    // the segment durable now, because new writes go to a new segment that a later fdatasync
+    // covers alone (otherwise a power cut could keep a later sync write and lose these).
+    if (!result.problem) syncFile(file);
     if (result.problem) {
       const newest = i === live.length - 1;
       if (!(newest && result.problem.atTail)) throw new CorruptionError(file, result.problem.offset, result.problem.what);
@@ -96,4 +100,14 @@ export function recoverWal(location: string, logNumber: number, writeBufferSize:
     }
   }
   return { memtables, lastSequence, batches, newestSegment: live.length ? live[live.length - 1] : Math.max(0, logNumber - 1) };
+}
+
+function syncFile(file: string): void {
+  const fs = fileSystem();
+  const fd = fs.openSync(file, 'r+');
+  try {
+    fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
