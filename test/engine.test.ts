@@ -222,3 +222,28 @@ describe('locking across processes', () => {
     expect(after).toBe('opened');
   });
 });
+
+describe('MANIFEST', () => {
+  it('is rewritten as a snapshot once it passes manifestBytesMax, so it stays bounded', async () => {
+    const location = fresh();
+    const db = new StemeDB(location, { manifestBytesMax: 2048, writeBufferSize: 64 * 1024, autoCompaction: false });
+    await db.open();
+    for (let i = 0; i < 40; i++) {
+      await db.put(`key-${i}`, 'v'.repeat(100));
+      await db.flush();
+    }
+    const manifests = () => fs.readdirSync(path.join(location, 'kv')).filter((f) => f.startsWith('MANIFEST-'));
+    expect(manifests()).toHaveLength(1);
+    const current = fs.readFileSync(path.join(location, 'kv', 'CURRENT'), 'utf8').trim();
+    expect(manifests()[0]).toBe(current);
+    expect(current).not.toBe('MANIFEST-000001');
+    // The snapshot plus the edits since it: bounded by the limit plus one snapshot's size.
+    expect(fs.statSync(path.join(location, 'kv', current)).size).toBeLessThan(2048 + 40 * 64);
+    await db.close();
+    const again = new StemeDB(location, { manifestBytesMax: 2048, autoCompaction: false });
+    await again.open();
+    for (let i = 0; i < 40; i++) expect(await again.get(`key-${i}`)).toBe('v'.repeat(100));
+    expect((again.stats() as any).sstFileCount).toBe(40);
+    await again.close();
+  });
+});

@@ -67,6 +67,8 @@ export interface StemeDBOptions {
   pendingCompactionBytesSoft?: number;
   /** Pending compaction bytes at which writes wait for compaction. Default 4 GiB. */
   pendingCompactionBytesHard?: number;
+  /** The MANIFEST is rewritten as a single snapshot once it passes this many bytes. Default 4 MiB. */
+  manifestBytesMax?: number;
   /** Test hook: each compaction sleeps this long per output file. Default 0. */
   compactionThrottleMs?: number;
   [key: string]: unknown;
@@ -170,7 +172,7 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
     cacheSize: number; blockSize: number; compression: boolean; ringBytes: number; maintenanceThreads?: number;
     autoCompaction: boolean; level0CompactionTrigger: number; level0SlowdownTrigger: number; level0StopTrigger: number;
     levelBaseBytes: number; levelSizeMultiplier: number; targetFileBytes: number; compactionThrottleMs: number;
-    pendingCompactionBytesSoft: number; pendingCompactionBytesHard: number;
+    pendingCompactionBytesSoft: number; pendingCompactionBytesHard: number; manifestBytesMax: number;
   };
   private runtime: Runtime | undefined;
   private dbId = 0;
@@ -216,6 +218,7 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
       compactionThrottleMs: boundedInteger('compactionThrottleMs', options.compactionThrottleMs, 0, 0, 60_000),
       pendingCompactionBytesSoft: boundedInteger('pendingCompactionBytesSoft', options.pendingCompactionBytesSoft, 2 ** 30, 1, 2 ** 50),
       pendingCompactionBytesHard: boundedInteger('pendingCompactionBytesHard', options.pendingCompactionBytesHard, 2 ** 32, 1, 2 ** 50),
+      manifestBytesMax: boundedInteger('manifestBytesMax', options.manifestBytesMax, 4 * 1024 * 1024, 1024, 2 ** 32),
     };
     if (this.config.pendingCompactionBytesHard < this.config.pendingCompactionBytesSoft) throw new TypeError('pendingCompactionBytesHard must be >= pendingCompactionBytesSoft');
     if (this.config.level0SlowdownTrigger < this.config.level0CompactionTrigger || this.config.level0StopTrigger < this.config.level0SlowdownTrigger) {
@@ -275,6 +278,7 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
           writeBufferSize: this.config.writeBufferSize,
           immutableMemtablesMax: this.config.immutableMemtablesMax,
           walPreallocateBytes: this.config.walPreallocateBytes,
+          manifestBytesMax: this.config.manifestBytesMax,
         },
       });
     } catch (e) {

@@ -12,6 +12,8 @@ export interface DatabaseOptions {
   writeBufferSize: number;
   immutableMemtablesMax: number;
   walPreallocateBytes: number;
+  /** The MANIFEST is rewritten as one snapshot edit once it grows past this. */
+  manifestBytesMax: number;
 }
 
 export interface MemtableHandle {

@@ -105,6 +105,7 @@ export class WalDatabase {
         this.state = loaded.state;
         manifestNumber = Number(current.slice('MANIFEST-'.length));
         this.manifest = ManifestWriter.reopen(kvDir(location), current, loaded.bytes);
+        if (loaded.bytes > options.manifestBytesMax) this.rewriteManifest();
       } else {
         this.state = emptyVersionState();
         this.state.nextFileNumber = 2;
@@ -162,7 +163,7 @@ export class WalDatabase {
     }
   }
 
-  /** SST files in kv/ that no version references are leftovers of a flush that did not finish. */
+  /** Files in kv/ that no version references: leftovers of a flush, compaction or MANIFEST rewrite that did not finish. */
   private removeOrphanTables(): void {
     const fs = fileSystem();
     const live = new Set(this.state.levels.flat().map((f) => f.fileNumber));
@@ -170,6 +171,8 @@ export class WalDatabase {
       const n = tableNumberOf(name);
       if (n !== undefined && !live.has(n) && n >= 0) fs.unlinkSync(path.join(kvDir(this.location), name));
       if (name.endsWith('.tmp')) fs.unlinkSync(path.join(kvDir(this.location), name));
+      // MANIFESTs other than the live one are leftovers of an interrupted rewrite.
+      if (name.startsWith('MANIFEST-') && name !== this.manifest.name) fs.unlinkSync(path.join(kvDir(this.location), name));
     }
   }
 
@@ -193,6 +196,7 @@ export class WalDatabase {
     this.manifest.append(edit);
     const before = this.state.logNumber;
     applyEdit(this.state, edit);
+    if (this.manifest.bytes > this.options.manifestBytesMax) this.rewriteManifest();
     // Segments wholly below logNumber are now covered by SSTs recorded in the MANIFEST.
     const fs = fileSystem();
     for (let n = before; n < this.state.logNumber; n++) {
@@ -201,6 +205,20 @@ export class WalDatabase {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       }
     }
+  }
+
+  /**
+   * Bounds the MANIFEST: writes the whole state as one edit into a new MANIFEST, points CURRENT
+   * at it (atomically), then deletes the old one. A crash before the CURRENT swap leaves the old
+   * MANIFEST in charge and the new one an orphan that the next rewrite or repair replaces.
+   */
+  private rewriteManifest(): void {
+    const kv = kvDir(this.location);
+    const old = this.manifest;
+    const number = Number(old.name.slice('MANIFEST-'.length)) + 1;
+    this.manifest = ManifestWriter.create(kv, number, this.state);
+    old.close();
+    try { fileSystem().unlinkSync(path.join(kv, old.name)); } catch { /* removed at the next rewrite */ }
   }
 
   /** Deletes SST files that the MANIFEST no longer names and no reader holds. */
