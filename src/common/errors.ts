@@ -13,8 +13,7 @@ export type LevelErrorCode =
   | 'LEVEL_IO_ERROR'
   | 'LEVEL_LOCKED'
   | 'LEVEL_NOT_SUPPORTED'
-  | 'LEVEL_TIMEOUT'
-  | 'LEVEL_INVALID_ARGUMENT';
+  | 'LEVEL_TIMEOUT';
 
 export class StemeError extends Error {
   readonly code: LevelErrorCode;

@@ -61,10 +61,6 @@ export function makeInternalKey(userKey: Uint8Array, sequence: number, kind: Ent
   return out;
 }
 
-export function userKeyOf(internalKey: Uint8Array): Uint8Array {
-  return internalKey.subarray(0, internalKey.length - TRAILER_BYTES);
-}
-
 /** Bytewise comparison of a[aStart, aEnd) and b[bStart, bEnd) without allocating views. */
 export function compareByteRanges(a: Uint8Array, aStart: number, aEnd: number, b: Uint8Array, bStart: number, bEnd: number): number {
   const n = Math.min(aEnd - aStart, bEnd - bStart);

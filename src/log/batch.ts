@@ -11,7 +11,6 @@
 //
 // Operation i of the batch gets sequence number `sequence + i`.
 
-import { assert } from '../common/assert.js';
 import { EntryKind } from '../common/keys.js';
 import { getVarint, putVarint, varintLength } from '../common/varint.js';
 
@@ -112,8 +111,4 @@ export function forEachBatchOp(
     visit(kind, key, value, header.sequence + i);
   }
   return at === data.length;
-}
-
-export function assertBatchWellFormed(data: Uint8Array): void {
-  assert(forEachBatchOp(data, () => {}), 'malformed batch');
 }

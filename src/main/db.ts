@@ -206,7 +206,6 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
       compression,
       ringBytes: boundedInteger('ringBytes', options.ringBytes, DEFAULTS.ringBytes, RING_CAPACITY_BYTES_MIN, RING_CAPACITY_BYTES_MAX),
       immutableMemtablesMax: boundedInteger('immutableMemtablesMax', options.immutableMemtablesMax, DEFAULTS.immutableMemtablesMax, 1, 64),
-      walPreallocateBytes: 0,
       maintenanceThreads: options.maintenanceThreads === undefined ? undefined : boundedInteger('maintenanceThreads', options.maintenanceThreads, 1, 1, 64),
       autoCompaction: options.autoCompaction !== false,
       level0CompactionTrigger: boundedInteger('level0CompactionTrigger', options.level0CompactionTrigger, 4, 1, 1000),
@@ -277,7 +276,6 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
           errorIfExists: options.errorIfExists === true,
           writeBufferSize: this.config.writeBufferSize,
           immutableMemtablesMax: this.config.immutableMemtablesMax,
-          walPreallocateBytes: this.config.walPreallocateBytes,
           manifestBytesMax: this.config.manifestBytesMax,
         },
       });
@@ -304,8 +302,8 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
     maintenance.schedule();
   }
 
+  /** Flush and compaction failures (counted by Maintenance) reach listeners of 'error'. */
   private backgroundError(e: Error): void {
-    if ((e as { code?: string }).code !== undefined) this.operationErrors[this.maintenance?.stats.errors.compaction ? 'compaction' : 'flush']++;
     if (this.listenerCount('error') > 0) this.emit('error', e);
   }
 

@@ -34,6 +34,8 @@ interface PendingWrite {
 }
 
 interface QueuedWrite {
+  /** A batch to place in the ring, or a request to rotate the memtable (db.flush()). */
+  kind: 'batch' | 'rotate';
   bytes: Uint8Array;
   pending: PendingWrite;
 }
@@ -96,7 +98,7 @@ export class WriteChannel {
       }
       const buffer = new Uint8Array(bytes);
       encodeBatch(buffer, 0, sequence, sync, ops);
-      this.queue.push({ bytes: buffer, pending });
+      this.queue.push({ kind: 'batch', bytes: buffer, pending });
       void this.drainQueue();
     });
   }
@@ -110,7 +112,7 @@ export class WriteChannel {
         const at = this.producer.reserve(RingRecord.Rotate, 0);
         if (at >= 0) { this.sent(pending); return; }
       }
-      this.queue.push({ bytes: new Uint8Array(0), pending: Object.assign(pending, { rotate: true }) });
+      this.queue.push({ kind: 'rotate', bytes: new Uint8Array(0), pending });
       void this.drainQueue();
     });
   }
@@ -131,13 +133,13 @@ export class WriteChannel {
     this.runtime.hold();
     try {
       while (this.queueHead < this.queue.length) {
-        const { bytes, pending } = this.queue[this.queueHead];
+        const { kind, bytes, pending } = this.queue[this.queueHead];
         if (this.failure) {
           this.queueHead++;
           pending.reject(this.writeError());
           continue;
         }
-        if ((pending as { rotate?: boolean }).rotate) {
+        if (kind === 'rotate') {
           if (!(await this.place(RingRecord.Rotate, bytes))) continue;
         } else if (bytes.length <= this.payloadMax) {
           if (!(await this.place(RingRecord.Write, bytes))) continue;

@@ -61,8 +61,6 @@ export const enum Control {
   ImmutableCount = 4,
   /** Limit on ImmutableCount before the WAL worker stops draining this database's ring (a write stall). */
   ImmutableCountMax = 5,
-  /** 1 while the database is being closed: the WAL worker drains what is left, then stops serving it. */
-  Closing = 6,
   /**
    * WAL statistics, written by the WAL worker only. Bytes are split into two uint32 halves;
    * a reader may see a torn pair while a group commits, which is acceptable for statistics.

@@ -11,7 +11,6 @@ export interface DatabaseOptions {
   errorIfExists: boolean;
   writeBufferSize: number;
   immutableMemtablesMax: number;
-  walPreallocateBytes: number;
   /** The MANIFEST is rewritten as one snapshot edit once it grows past this. */
   manifestBytesMax: number;
 }
