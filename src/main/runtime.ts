@@ -5,7 +5,7 @@
 // program (or a test suite) that opens and closes thousands of databases in a row pays for
 // thread start-up once. While nothing is pending, every thread is unref'd: an idle runtime
 // never keeps the process alive. While requests or writes are pending, the WAL worker is
-// ref'd, because Atomics.waitAsync alone does not keep Node's event loop alive.
+// ref'd, because a pending waitAsync alone does not keep Node's event loop alive.
 
 import * as os from 'node:os';
 import { MessageChannel, Worker, threadId, type MessagePort } from 'node:worker_threads';

@@ -6,7 +6,7 @@
 //      the ring (no intermediate copy, no postMessage), publishes it and rings the doorbell.
 //      A batch larger than a ring record goes as WriteFirst/Middle/Last fragments; a batch
 //      that finds the ring full waits in a FIFO, so ring order always equals call order.
-//   2. One acknowledgement loop per database parks in Atomics.waitAsync on AckedTickets.
+//   2. One acknowledgement loop per database parks (waitAsync, via shm/signals.ts) on AckedTickets.
 //      When it moves, every pending write with a smaller ticket is settled in order.
 //   3. Before settling, the loop checks MemtableGeneration: if the worker started a memtable
 //      the caller's thread has not received yet, settling waits for that 'rotated' message,
