@@ -130,9 +130,11 @@ describe('compaction', () => {
     const end: any = db.stats();
     expect(end.obsoleteFilesDeleted).toBeGreaterThan(0);
     expect(end.liveVersions).toBe(1);
-    // Nothing on disk but the current version's files once every reader let go.
-    const onDisk = fs.readdirSync(path.join(location, 'kv')).filter((f) => f.endsWith('.sst')).length;
-    expect(onDisk).toBe(end.sstFileCount);
+    // Nothing on disk but the current version's files once every reader let go. Background
+    // compactions may still be finishing, so wait (bounded) for disk and Version to agree.
+    const sstsOnDisk = () => fs.readdirSync(path.join(location, 'kv')).filter((f) => f.endsWith('.sst')).length;
+    for (let i = 0; i < 100 && sstsOnDisk() !== (db.stats() as any).sstFileCount; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(sstsOnDisk()).toBe((db.stats() as any).sstFileCount);
     await db.close();
   }, 300_000);
 
