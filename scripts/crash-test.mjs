@@ -29,6 +29,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { rng } from '../test/helpers/random.mjs';
+import { valueFor } from '../test/fixtures/crash-values.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const writerPath = path.join(root, 'test/fixtures/crash-writer.mjs');
@@ -69,29 +71,9 @@ console.log(`crash-test: seed=${seed} cycles=${args.cycles} dir=${dir} writeBuff
 
 const { StemeDB } = await import(pathToFileURL(path.join(root, 'dist/index.js')).href);
 
-/** mulberry32, the same PRNG as test/helpers/tmp.ts and the writer. */
-function rng(s) {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const random = rng(seed);
 const int = (lo, hi) => lo + Math.floor(random() * (hi - lo + 1));
 
-/** Must match valueFor in test/fixtures/crash-writer.mjs. */
-function valueFor(id, key, len) {
-  const head = `v${id}:${key}:`;
-  if (len <= head.length) return head;
-  let pad = '';
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  for (let i = 0; pad.length < len - head.length; i++) pad += alphabet[(id + i) % alphabet.length];
-  return head + pad;
-}
 
 function withTimeout(promise, ms, what) {
   let timer;

@@ -6,20 +6,11 @@ import { compareInternalKeys, makeInternalKey } from '../dist/common/keys.js';
 import { Block, compareInternalRange } from '../dist/sst/block.js';
 import { BlockBuilder } from '../dist/sst/block-builder.js';
 import { BlockCache } from '../dist/sst/block-cache.js';
+import { rng } from './helpers/random.mjs';
 
 const SEED = Number(process.env.SST_TEST_SEED ?? Date.now() % 1_000_000_007);
 console.log(`sst-block.test.ts seed=${SEED}`);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function sortedKeys(random: () => number, count: number): { key: Uint8Array; value: Uint8Array }[] {
   const seen = new Set<string>();

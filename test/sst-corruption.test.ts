@@ -11,20 +11,11 @@ import { BlockCache } from '../dist/sst/block-cache.js';
 import { BLOCK_TRAILER_BYTES, encodeBlockTrailer, FOOTER_BYTES, TABLE_MAGIC } from '../dist/sst/format.js';
 import { TableBuilder } from '../dist/sst/table-builder.js';
 import { TableReader } from '../dist/sst/table-reader.js';
+import { rng } from './helpers/random.mjs';
 
 const SEED = Number(process.env.SST_TEST_SEED ?? Date.now() % 1_000_000_007);
 console.log(`sst-corruption.test.ts seed=${SEED}`);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PUT = 1;
 const DELETE = 0;

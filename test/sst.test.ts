@@ -10,20 +10,11 @@ import { BlockCache } from '../dist/sst/block-cache.js';
 import { BloomBuilder, BloomFilter } from '../dist/sst/bloom.js';
 import { TableBuilder, type TableBuilderOptions } from '../dist/sst/table-builder.js';
 import { TableReader } from '../dist/sst/table-reader.js';
+import { rng } from './helpers/random.mjs';
 
 const SEED = Number(process.env.SST_TEST_SEED ?? Date.now() % 1_000_000_007);
 console.log(`sst.test.ts seed=${SEED}`);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Entry {
   userKey: Buffer;
