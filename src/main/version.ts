@@ -14,10 +14,11 @@
 
 import * as path from 'node:path';
 import type { InternalIterator, LookupResult } from '../common/iterator.js';
-import { compareBytes, EntryKind, TRAILER_BYTES } from '../common/keys.js';
+import { EntryKind, TRAILER_BYTES } from '../common/keys.js';
 import { kvDir, tableName } from '../common/files.js';
 import type { FileMeta } from '../log/manifest.js';
 import { Memtable } from '../shm/memtable.js';
+import { compareBytesRange } from '../sst/block.js';
 import { BlockCache } from '../sst/block-cache.js';
 import { TableReader } from '../sst/table-reader.js';
 
@@ -27,15 +28,30 @@ export interface MemtableRef {
   firstSegment: number;
 }
 
-const userKey = (internalKey: Uint8Array) => internalKey.subarray(0, internalKey.length - TRAILER_BYTES);
 
 /** Values go to users as Buffers (the 'buffer' format); a view over the same bytes, no copy. */
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** Sign of (user part of internalKey) versus key, without a subarray per call. */
+function compareUser(internalKey: Uint8Array, key: Uint8Array): number {
+  return compareBytesRange(internalKey, 0, internalKey.length - TRAILER_BYTES, key, 0, key.length);
+}
+
 function inRange(file: FileMeta, key: Uint8Array): boolean {
-  return compareBytes(key, userKey(file.smallestKey)) >= 0 && compareBytes(key, userKey(file.largestKey)) <= 0;
+  return compareUser(file.smallestKey, key) <= 0 && compareUser(file.largestKey, key) >= 0;
+}
+
+/** The file of a sorted, non-overlapping level whose range holds key, if any. */
+function fileAt(files: readonly FileMeta[], key: Uint8Array): FileMeta | undefined {
+  let lo = 0, hi = files.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareUser(files[mid].largestKey, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < files.length && compareUser(files[lo].smallestKey, key) <= 0 ? files[lo] : undefined;
 }
 
 /** Open SST readers of one database. Files are opened on first use and stay open until dropped. */
@@ -115,21 +131,24 @@ export class Version {
   *candidateFiles(key: Uint8Array): Generator<FileMeta> {
     for (const f of this.levels[0]) if (inRange(f, key)) yield f;
     for (let level = 1; level < this.levels.length; level++) {
-      const files = this.levels[level];
-      let lo = 0, hi = files.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (compareBytes(userKey(files[mid].largestKey), key) < 0) lo = mid + 1;
-        else hi = mid;
-      }
-      if (lo < files.length && inRange(files[lo], key)) yield files[lo];
+      const f = fileAt(this.levels[level], key);
+      if (f) yield f;
     }
   }
 
   getSync(key: Uint8Array, snapshot: number, tables: TableCache): Uint8Array | undefined {
     const m = this.lookupMemtables(key, snapshot);
     if (m) return m.kind === EntryKind.Put ? asBuffer(m.value) : undefined;
-    for (const f of this.candidateFiles(key)) {
+    // candidateFiles() unrolled: a generator costs more than the rest of a cached lookup.
+    const levels = this.levels;
+    for (const f of levels[0]) {
+      if (!inRange(f, key)) continue;
+      const r = tables.getSync(f.fileNumber).getSync(key, snapshot);
+      if (r) return r.kind === EntryKind.Put ? asBuffer(r.value) : undefined;
+    }
+    for (let level = 1; level < levels.length; level++) {
+      const f = fileAt(levels[level], key);
+      if (f === undefined) continue;
       const r = tables.getSync(f.fileNumber).getSync(key, snapshot);
       if (r) return r.kind === EntryKind.Put ? asBuffer(r.value) : undefined;
     }
