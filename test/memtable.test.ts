@@ -202,11 +202,14 @@ describe('Memtable against a sorted model', () => {
     const random = makeRandom(seed);
     const keys: Buffer[] = [];
     const seen = new Set<string>();
+    // Shared prefixes of 0, 7 and 254 bytes exercise the word-at-a-time compare, its byte tail,
+    // and (past 256 bytes) the byte-compare fallback.
+    const prefixes = [Buffer.alloc(0), random.bytes(7), random.bytes(254)];
     while (keys.length < 5000) {
-      const key = random.bytes(1 + random.int(12));
+      const key = Buffer.concat([prefixes[random.int(3)], random.bytes(1 + random.int(12))]);
       if (!seen.has(key.toString('hex'))) { seen.add(key.toString('hex')); keys.push(key); }
     }
-    const table = Memtable.create(60_000 * Memtable.entryBytesMax(13, 8));
+    const table = Memtable.create(60_000 * Memtable.entryBytesMax(267, 8));
     const byKey = new Map<string, ModelEntry[]>();
     const all: ModelEntry[] = [];
     let sequence = 1;
@@ -239,7 +242,7 @@ describe('Memtable against a sorted model', () => {
     // per entry; ~5000 distinct keys in a filter sized for 60k entries give well under 1%).
     for (const key of keys) if (byKey.has(key.toString('hex'))) expect(table.mayContain(key)).toBe(true);
     let passed = 0;
-    for (let i = 0; i < 10_000; i++) if (table.mayContain(random.bytes(14 + random.int(6)))) passed++;
+    for (let i = 0; i < 10_000; i++) if (table.mayContain(Buffer.concat([prefixes[random.int(3)], random.bytes(14 + random.int(6))]))) passed++;
     expect(passed).toBeLessThan(200);
   }, 120_000);
 
