@@ -1,5 +1,6 @@
 // Engine adapters. Each open() returns the same small interface the workloads use:
-//   batch(ops) put(key, value, sync) get(key) getSync(key) scan() -> count, stats(), close()
+//   batch(ops) put(key, value, sync) get(key) getSync(key) scan(lat, chunk) -> count, stats(), close()
+// scan reads every entry, chunk at a time, and stores the time of chunk i in lat[i] when lat is given.
 // Engines run with their default tuning; only durability and binary encodings are set.
 import * as fs from 'node:fs';
 
@@ -14,10 +15,16 @@ function levelAdapter(db) {
     put: (key, value, sync) => db.put(key, value, sync ? SYNC : undefined),
     get: (key) => db.get(key),
     getSync: (key) => db.getSync(key),
-    async scan() {
+    async scan(lat, chunk) {
       const it = db.iterator();
       let n = 0;
-      for (let entries = await it.nextv(1000); entries.length > 0; entries = await it.nextv(1000)) n += entries.length;
+      for (let i = 0; ; i++) {
+        const t = performance.now();
+        const entries = await it.nextv(chunk);
+        if (lat) lat[i] = performance.now() - t;
+        if (entries.length === 0) break;
+        n += entries.length;
+      }
       await it.close();
       return n;
     },
@@ -64,9 +71,16 @@ export const ENGINES = {
         },
         get: (key) => db.getAsync(key),
         getSync: (key) => db.get(key),
-        async scan() {
+        async scan(lat, chunk) {
+          // getRange is a synchronous iterator: time each run of `chunk` entries.
           let n = 0;
-          for (const entry of db.getRange()) if (entry.value) n++;
+          let i = 0;
+          let t = performance.now();
+          for (const entry of db.getRange()) {
+            if (entry.value) n++;
+            if (lat && n % chunk === 0) { const now = performance.now(); lat[i++] = now - t; t = now; }
+          }
+          if (lat) lat[i] = performance.now() - t;
           return n;
         },
         stats: () => undefined,

@@ -18,9 +18,16 @@ export function summarize(results) {
     for (const [engine, runs] of Object.entries(byEngine)) {
       const pick = (f) => runs.map(f).filter((x) => Number.isFinite(x));
       const s = { rounds: runs.length, ops: runs[0].ops, opsPerSec: spread(pick((r) => r.opsPerSec)) };
-      for (const k of ['p50Micros', 'p99Micros', 'p999Micros', 'peakRssBytes', 'bytesWritten', 'diskBytes']) {
+      for (const k of ['p50Micros', 'p99Micros', 'p999Micros', 'maxMicros', 'latencySamples', 'peakRssBytes', 'rssBeforeOpenBytes',
+        'bytesWritten', 'bytesCancelled', 'diskBytes', 'openSeconds', 'closeSeconds']) {
         const xs = pick((r) => r[k]);
         if (xs.length) s[k] = median(xs);
+      }
+      // The latency distribution: each quantile's median over the rounds.
+      const withQ = runs.filter((r) => r.latencyQuantiles);
+      if (withQ.length) {
+        s.latencyUnit = withQ[0].latencyUnit;
+        s.latencyQuantiles = withQ[0].latencyQuantiles.map(([p], i) => [p, median(withQ.map((r) => r.latencyQuantiles[i][1]))]);
       }
       if (runs[0].userBytes > 0) s.writeAmp = median(runs.map((r) => r.bytesWritten / r.userBytes));
       const engineWa = pick((r) => r.engineStats?.writeAmplification);
@@ -65,19 +72,68 @@ function ratioText(a, b) {
   return a && b ? `${(a / b).toFixed(2)}×` : '–';
 }
 
-/** Latency and resource medians per workload and engine. */
+const UNIT_SHORT = { op: 'op', batch: 'batch', nextv: 'nextv' };
+
+/**
+ * Latency and resource medians per workload and engine. Latency is per op for the single-op
+ * workloads, per db.batch of 1000 for the batched fills, per nextv(1000) for readseq. Peak RSS is
+ * the child process's (all threads), with the harness's own share (RSS before open) beside it.
+ */
 export function detailTable(summary, engines) {
-  const header = ['workload', 'engine', 'p50', 'p99', 'p99.9', 'peak RSS MB', 'written MB', 'write amp', 'on disk MB'];
+  const header = ['workload', 'engine', 'latency of', 'p50', 'p99', 'p99.9', 'peak RSS MB', 'RSS before open MB', 'written MB', 'write amp', 'on disk MB', 'close s'];
   const rows = [];
   for (const [workload, byEngine] of Object.entries(summary)) {
     for (const e of engines) {
       const s = byEngine[e];
       if (!s) continue;
       const wa = s.writeAmp === undefined ? '' : `${s.writeAmp.toFixed(2)}${s.engineWriteAmp ? ` (own ${s.engineWriteAmp.toFixed(2)})` : ''}`;
-      rows.push([workload, e, fmtMicros(s.p50Micros), fmtMicros(s.p99Micros), fmtMicros(s.p999Micros), fmtMB(s.peakRssBytes), fmtMB(s.bytesWritten), wa, fmtMB(s.diskBytes)]);
+      rows.push([workload, e, UNIT_SHORT[s.latencyUnit] ?? '', fmtMicros(s.p50Micros), fmtMicros(s.p99Micros), fmtMicros(s.p999Micros),
+        fmtMB(s.peakRssBytes), fmtMB(s.rssBeforeOpenBytes), fmtMB(s.bytesWritten), wa, fmtMB(s.diskBytes), s.closeSeconds === undefined ? '' : s.closeSeconds.toFixed(2)]);
     }
   }
   return table(header, rows);
+}
+
+/** 1000000 -> '1M', 200000 -> '200k'. */
+export function fmtCount(n) {
+  if (n >= 1e6 && n % 1e5 === 0) return `${n / 1e6}M`;
+  if (n >= 1e3 && n % 100 === 0) return `${n / 1e3}k`;
+  return String(n);
+}
+
+/**
+ * The scale table: per workload and engine, median ops/s at the small and the large key count and
+ * large ÷ small (1.00× = no slowdown as the database grows), with p99 and peak RSS at both sizes.
+ */
+export function scaleTable(small, large, engines) {
+  const a = fmtCount(small.keys), b = fmtCount(large.keys);
+  const header = ['workload', 'engine', `ops @${a}`, `ops/s @${a}`, `ops @${b}`, `ops/s @${b}`, `${b} ÷ ${a}`, 'latency of', `p99 @${a}`, `p99 @${b}`, `peak RSS MB @${a}`, `peak RSS MB @${b}`];
+  const rows = [];
+  const workloads = [...new Set([...Object.keys(small.summary), ...Object.keys(large.summary)])];
+  for (const w of workloads) {
+    for (const e of engines) {
+      const s = small.summary[w]?.[e], l = large.summary[w]?.[e];
+      if (!s && !l) continue;
+      rows.push([w, e, fmtNum(s?.ops), s ? fmtSpread(s.opsPerSec) : '–', fmtNum(l?.ops), l ? fmtSpread(l.opsPerSec) : '–',
+        ratioText(l?.opsPerSec.median, s?.opsPerSec.median), UNIT_SHORT[(s ?? l).latencyUnit] ?? '', fmtMicros(s?.p99Micros), fmtMicros(l?.p99Micros), fmtMB(s?.peakRssBytes), fmtMB(l?.peakRssBytes)]);
+    }
+  }
+  return table(header, rows);
+}
+
+/** Rows for the scale JSON: the same comparison, as numbers. */
+export function scaleRows(small, large, engines) {
+  const out = [];
+  for (const w of new Set([...Object.keys(small.summary), ...Object.keys(large.summary)])) {
+    for (const e of engines) {
+      const s = small.summary[w]?.[e], l = large.summary[w]?.[e];
+      if (!s && !l) continue;
+      out.push({ workload: w, engine: e, smallKeys: small.keys, largeKeys: large.keys,
+        smallOpsPerSec: s?.opsPerSec.median, largeOpsPerSec: l?.opsPerSec.median,
+        ratio: s && l ? l.opsPerSec.median / s.opsPerSec.median : undefined });
+    }
+  }
+  return out;
 }
 
 // The benchmark issue's targets (defined for 1M keys, median of 3). ratio = StemeDB / peer.

@@ -6,6 +6,8 @@ export const KEY_BYTES = 16;
 const VALUE_POOL = 65_536; // distinct values; op i uses value i mod VALUE_POOL
 const BATCH = 1000;
 const IN_FLIGHT = 64;
+/** readseq: entries per nextv() call (and per latency sample). */
+export const SCAN_CHUNK = 1000;
 
 /** mulberry32: a small seeded PRNG returning uint32. */
 export function prng(seed) {
@@ -61,11 +63,13 @@ export function makeData({ keys, valueSize, seed }) {
 // ---- workload bodies: (db adapter, data, n ops, latency array or null) -> ops done
 
 function batched(keyOf, valueOffset = 0) {
-  return async (db, data, n) => {
+  return async (db, data, n, lat) => {
     for (let b = 0; b < n; b += BATCH) {
       const ops = [];
       for (let i = b; i < Math.min(n, b + BATCH); i++) ops.push({ type: 'put', key: data.keyAt(keyOf(data, i)), value: data.valueAt(i + valueOffset) });
+      const t = performance.now();
       await db.batch(ops);
+      if (lat) lat[b / BATCH] = performance.now() - t;
     }
     return n;
   };
@@ -103,8 +107,8 @@ function reads(sync) {
   };
 }
 
-async function readseq(db, data) {
-  const n = await db.scan();
+async function readseq(db, data, n, lat) {
+  n = await db.scan(lat, SCAN_CHUNK);
   if (n !== data.keys) throw new Error(`readseq saw ${n} of ${data.keys} keys`);
   return n;
 }
@@ -112,19 +116,40 @@ async function readseq(db, data) {
 /**
  * count(keys): operations timed. prefilled: runs on a copy of a database filled by `prefill`
  * in another process (so it starts with a reopen). durable: the engine must make each write
- * durable before acknowledging it. latency: per-op latencies are recorded.
+ * durable before acknowledging it. latency: what one latency sample times: 'op' (one put or get:
+ * the single-op workloads), 'batch' (one db.batch of BATCH puts) or 'nextv' (one nextv(SCAN_CHUNK)
+ * call). capped: the op count is a sample of the key space, so a --max-ops cap may lower it
+ * (never for the fills that build the whole database, nor readseq).
  */
+const op = 'op', batch = 'batch', nextv = 'nextv';
 export const WORKLOADS = {
-  'fillseq': { count: (k) => k, run: batched((d, i) => i) },
-  'fillrandom-batch': { count: (k) => k, run: batched((d, i) => d.order[i]) },
-  'fillrandom-single': { count: (k) => Math.ceil(k / 10), latency: true, run: puts(1, false) },
-  'fillrandom-concurrent': { count: (k) => Math.ceil(k / 5), latency: true, run: puts(IN_FLIGHT, false) },
-  'fillsync-concurrent': { count: (k) => Math.min(k, 20_000), durable: true, latency: true, run: puts(IN_FLIGHT, true) },
-  'fillsync-single': { count: (k) => Math.min(k, 2_000), durable: true, latency: true, run: puts(1, true) },
-  'overwrite': { count: (k) => k, prefilled: true, run: batched((d, i) => d.order2[i], 7919) },
-  'readrandom-async': { count: (k) => Math.ceil(k / 10), prefilled: true, latency: true, run: reads(false) },
-  'readrandom-sync': { count: (k) => Math.ceil(k / 4), prefilled: true, latency: true, run: reads(true) },
-  'readseq': { count: (k) => k, prefilled: true, run: readseq },
-  // Not reported: builds the database the prefilled workloads copy.
+  'fillseq': { count: (k) => k, latency: batch, run: batched((d, i) => i) },
+  'fillrandom-batch': { count: (k) => k, latency: batch, run: batched((d, i) => d.order[i]) },
+  'fillrandom-single': { count: (k) => Math.ceil(k / 10), capped: true, latency: op, run: puts(1, false) },
+  'fillrandom-concurrent': { count: (k) => Math.ceil(k / 5), capped: true, latency: op, run: puts(IN_FLIGHT, false) },
+  'fillsync-concurrent': { count: (k) => Math.min(k, 20_000), capped: true, durable: true, latency: op, run: puts(IN_FLIGHT, true) },
+  'fillsync-single': { count: (k) => Math.min(k, 2_000), capped: true, durable: true, latency: op, run: puts(1, true) },
+  'overwrite': { count: (k) => k, prefilled: true, latency: batch, run: batched((d, i) => d.order2[i], 7919) },
+  'readrandom-async': { count: (k) => Math.ceil(k / 10), capped: true, prefilled: true, latency: op, run: reads(false) },
+  'readrandom-sync': { count: (k) => Math.ceil(k / 4), capped: true, prefilled: true, latency: op, run: reads(true) },
+  'readseq': { count: (k) => k, prefilled: true, latency: nextv, run: readseq },
+  // Not reported: builds the database the prefilled workloads copy (fillrandom-batch builds the same one).
   'prefill': { count: (k) => k, hidden: true, run: batched((d, i) => d.order[i]) },
 };
+
+/** Ops timed for a workload: count(keys), at most keys, and at most maxOps where the workload is capped. */
+export function opsFor(workload, keys, maxOps) {
+  const n = Math.min(workload.count(keys), keys);
+  return workload.capped && maxOps > 0 ? Math.min(n, maxOps) : n;
+}
+
+/** Latency samples a run of n ops records (the array child.mjs allocates). */
+export function latencySamples(workload, n, keys) {
+  if (workload.latency === op) return n;
+  if (workload.latency === batch) return Math.ceil(n / BATCH);
+  if (workload.latency === nextv) return Math.ceil(keys / SCAN_CHUNK) + 1;
+  return 0;
+}
+
+/** Descriptions of the latency units, for tables and charts. */
+export const LATENCY_UNITS = { op: 'one op', batch: `one batch of ${BATCH}`, nextv: `one nextv(${SCAN_CHUNK})` };
