@@ -120,11 +120,23 @@ export class WriteChannel {
   private sent(pending: PendingWrite): void {
     pending.ticket = this.nextTicket;
     this.nextTicket = (this.nextTicket + 1) | 0;
-    this.producer.publish();
-    this.runtime.doorbell.ring();
+    // Publish and ring once per microtask turn, not per write: writes issued together (64
+    // awaited puts resumed by one ack) reach the WAL worker as one wake-up and one group, and
+    // the caller pays one futex wake instead of one per write.
+    if (!this.publishQueued) {
+      this.publishQueued = true;
+      queueMicrotask(this.publishNow);
+    }
     this.inFlight.push(pending);
     if (!this.acking) void this.ackLoop();
   }
+
+  private publishQueued = false;
+  private readonly publishNow = (): void => {
+    this.publishQueued = false;
+    this.producer.publish();
+    this.runtime.doorbell.ring();
+  };
 
   /** Moves queued writes into the ring as space frees up, fragmenting the large ones. */
   private async drainQueue(): Promise<void> {
