@@ -246,6 +246,32 @@ describe('locking across processes', () => {
   });
 });
 
+describe('worker flags', () => {
+  // Workers inherit the process's flags; an explicit execArgv may not carry V8 or per-process
+  // flags (nodejs/node#41103), and `--input-type` makes a worker fail to start.
+  it('opens under --expose-gc and --max-old-space-size, with and without --input-type', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const location = fresh();
+    const script = `
+      import { StemeDB } from ${JSON.stringify(path.resolve(__dirname, '../dist/index.js'))};
+      const db = new StemeDB(${JSON.stringify(location)});
+      await db.open();
+      await db.put('k', 'v' + typeof globalThis.gc);
+      console.log(await db.get('k'));
+      await db.close();`;
+    const v8Flags = ['--expose-gc', '--max-old-space-size=512'];
+    const viaEval = execFileSync(process.execPath, [...v8Flags, '--input-type=module', '-e', script], { encoding: 'utf8' }).trim();
+    expect(viaEval).toBe('vfunction');
+    const dir = fresh();
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, 'open.mjs');
+    writeFileSync(file, script);
+    const viaFile = execFileSync(process.execPath, [...v8Flags, file], { encoding: 'utf8' }).trim();
+    expect(viaFile).toBe('vfunction');
+  });
+});
+
 describe('MANIFEST', () => {
   it('is rewritten as a snapshot once it passes manifestBytesMax, so it stays bounded', async () => {
     const location = fresh();

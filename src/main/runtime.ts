@@ -8,7 +8,7 @@
 // ref'd, because a pending waitAsync alone does not keep Node's event loop alive.
 
 import * as os from 'node:os';
-import { MessageChannel, Worker, threadId, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, Worker, threadId, type MessagePort, type WorkerOptions } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { errorFromWire, StemeError } from '../common/errors.js';
 import type { FlushResult, FlushTask, CompactionTask, ToolTask, WalReply, WalRequest } from '../shm/messages.js';
@@ -19,11 +19,39 @@ const WAL_WORKER_URL = new URL('../workers/wal-worker.js', import.meta.url);
 const MAINTENANCE_WORKER_URL = new URL('../workers/maintenance-worker.js', import.meta.url);
 
 /**
- * Workers inherit the process's execArgv. Flags that only make sense for the main entry
- * (`--input-type` with `-e`) make a worker fail to start, so they are dropped.
+ * execArgv for our workers. Left alone (undefined), a worker inherits the process's flags, and
+ * Node accepts that even for V8 and per-process flags (--expose-gc, --max-old-space-size).
+ * An explicit list is validated, and those flags make it throw (nodejs/node#41103). So the
+ * list is explicit only when a flag must go: `--input-type` (with `-e`) makes a worker fail to
+ * start. Flags Node then rejects are named in its error and dropped (startWorker).
  */
-function workerExecArgv(): string[] {
-  return process.execArgv.filter((a) => !a.startsWith('--input-type'));
+function workerExecArgv(): string[] | undefined {
+  const kept = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+  return kept.length === process.execArgv.length ? undefined : kept;
+}
+
+/** The flag names an ERR_WORKER_INVALID_EXEC_ARGV error lists, normalized (no value, '-' for '_'). */
+function rejectedFlags(e: unknown): Set<string> | undefined {
+  if ((e as NodeJS.ErrnoException)?.code !== 'ERR_WORKER_INVALID_EXEC_ARGV') return undefined;
+  const list = String((e as Error).message).split(': ').slice(1).join(': ');
+  return new Set(list.split(', ').map(flagName));
+}
+
+function flagName(arg: string): string {
+  return arg.split('=')[0].replace(/_/g, '-');
+}
+
+/** new Worker(url, options with execArgv), dropping flags Node refuses in an explicit execArgv. */
+function startWorker(url: URL, options: WorkerOptions): { worker: Worker; execArgv: string[] | undefined } {
+  let execArgv = workerExecArgv();
+  try {
+    return { worker: new Worker(url, { ...options, execArgv }), execArgv };
+  } catch (e) {
+    const rejected = rejectedFlags(e);
+    if (rejected === undefined || execArgv === undefined) throw e;
+    execArgv = execArgv.filter((a) => !rejected.has(flagName(a)));
+    return { worker: new Worker(url, { ...options, execArgv }), execArgv };
+  }
 }
 
 export interface RuntimeClient {
@@ -51,12 +79,12 @@ export class Runtime {
   constructor(readonly maintenanceThreads: number) {
     const channel = new MessageChannel();
     this.port = channel.port1;
-    this.worker = new Worker(WAL_WORKER_URL, {
+    const { worker, execArgv } = startWorker(WAL_WORKER_URL, {
       workerData: { doorbell: this.doorbell.buffer, port: channel.port2 },
       transferList: [channel.port2],
-      execArgv: workerExecArgv(),
       name: 'stemedb-wal',
     });
+    this.worker = worker;
     this.worker.on('message', (reply: WalReply) => this.onReply(reply));
     this.worker.on('error', (e) => this.onDeath(e));
     this.worker.on('exit', (code) => { if (code !== 0 || this.users > 0) this.onDeath(new Error(`WAL worker exited with code ${code}`)); });
@@ -68,7 +96,7 @@ export class Runtime {
       maxThreads: maintenanceThreads,
       idleTimeout: 5000,
       maxQueue: 'auto',
-      execArgv: workerExecArgv(),
+      execArgv, // what the WAL worker was started with
     });
   }
 
