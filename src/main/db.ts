@@ -16,7 +16,7 @@ import type { DatabaseOptions, WalReply } from '../shm/messages.js';
 import { Memtable } from '../shm/memtable.js';
 import { createRingBuffer } from '../shm/ring.js';
 import { ControlBlock } from '../shm/signals.js';
-import { BlockCache } from '../sst/block-cache.js';
+import { BlockCache, planBlockCache } from '../sst/block-cache.js';
 import { Maintenance } from './maintenance.js';
 import { acquireRuntime, type Runtime, type RuntimeClient } from './runtime.js';
 import { VersionSet } from './version-set.js';
@@ -38,8 +38,14 @@ export interface StemeDBOptions {
   errorIfExists?: boolean;
   /** Memtable size in bytes before it is flushed to an SST. Default 4 MiB. */
   writeBufferSize?: number;
-  /** Block cache capacity in bytes. Default 8 MiB. */
+  /**
+   * Block cache bytes, both tiers together (see src/sst/block-cache.ts): 1/8 for decoded
+   * blocks on the caller's thread, the rest for a shared-memory cache that flushes warm.
+   * 0 disables caching. Default 8 MiB.
+   */
   cacheSize?: number;
+  /** Flushes put the blocks they write into the shared block cache. Default true. */
+  prepopulateBlockCache?: boolean;
   /** Uncompressed SST data block size. Default 4096. */
   blockSize?: number;
   /** 'lz4' (default; classic-level's 'snappy' and true are read as lz4) or 'none'/false. */
@@ -173,6 +179,7 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
     autoCompaction: boolean; level0CompactionTrigger: number; level0SlowdownTrigger: number; level0StopTrigger: number;
     levelBaseBytes: number; levelSizeMultiplier: number; targetFileBytes: number; compactionThrottleMs: number;
     pendingCompactionBytesSoft: number; pendingCompactionBytesHard: number; manifestBytesMax: number;
+    prepopulateBlockCache: boolean;
   };
   private runtime: Runtime | undefined;
   private dbId = 0;
@@ -218,6 +225,7 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
       pendingCompactionBytesSoft: boundedInteger('pendingCompactionBytesSoft', options.pendingCompactionBytesSoft, 2 ** 30, 1, 2 ** 50),
       pendingCompactionBytesHard: boundedInteger('pendingCompactionBytesHard', options.pendingCompactionBytesHard, 2 ** 32, 1, 2 ** 50),
       manifestBytesMax: boundedInteger('manifestBytesMax', options.manifestBytesMax, 4 * 1024 * 1024, 1024, 2 ** 32),
+      prepopulateBlockCache: options.prepopulateBlockCache !== false,
     };
     if (this.config.pendingCompactionBytesHard < this.config.pendingCompactionBytesSoft) throw new TypeError('pendingCompactionBytesHard must be >= pendingCompactionBytesSoft');
     if (this.config.level0SlowdownTrigger < this.config.level0CompactionTrigger || this.config.level0StopTrigger < this.config.level0SlowdownTrigger) {
@@ -289,7 +297,8 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
     const levels = reply.state.levels.map((files, level) => (level === 0 ? files : [...files].sort((a, b) => compareInternalKeys(a.smallestKey, b.smallestKey))));
     this.runtime = runtime;
     this.dbId = dbId;
-    const tables = new TableCache(this.location, new BlockCache(this.config.cacheSize));
+    // Per database: its own tier 2, so cache keys need no database id; flushes get its buffer.
+    const tables = new TableCache(this.location, BlockCache.fromPlan(planBlockCache(this.config.cacheSize, this.config.blockSize)));
     const writes = new WriteChannel(ring, control.buffer, runtime, reply.lastSequence, active.generation);
     let maintenance: Maintenance | undefined;
     const versions = new VersionSet(new Version(active, refs.slice(0, -1), levels), (files) => void maintenance?.deleteObsolete(files));
@@ -580,6 +589,13 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
       blockCacheBytes: cache.bytes,
       blockCacheHits: cache.hits,
       blockCacheMisses: cache.misses,
+      blockCacheLocalCapacityBytes: cache.localCapacityBytes,
+      blockCacheLocalBytes: cache.localBytes,
+      blockCacheLocalHits: cache.localHits,
+      blockCacheSharedCapacityBytes: cache.sharedCapacityBytes,
+      blockCacheSharedBytes: cache.sharedBytes,
+      blockCacheSharedHits: cache.sharedHits,
+      blockCacheSharedInsertsSkipped: cache.sharedInsertsSkipped,
       openTables: this.tables!.openCount,
       pendingCompactionBytes: this.maintenance!.pendingCompactionBytes(version),
       flushes: m.flushes,

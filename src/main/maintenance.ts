@@ -44,6 +44,8 @@ export interface MaintenanceOptions extends CompactionOptions {
   immutableMemtablesMax: number;
   /** Test hook: milliseconds each compaction sleeps per output file. */
   compactionThrottleMs: number;
+  /** Flushes insert the blocks they write into the database's shared block cache. */
+  prepopulateBlockCache: boolean;
 }
 
 export interface MaintenanceStats {
@@ -154,6 +156,7 @@ export class Maintenance {
       const result = await this.runtime.flush({
         type: 'flush', location: this.options.location, fileNumber, memtable: target.memtable.buffer,
         blockSize: this.options.blockSize, compression: this.options.compression,
+        blockCache: this.options.prepopulateBlockCache ? this.tables.blockCache.shared?.buffer : undefined,
       });
       const now = this.versions.current;
       const after = now.immutables[now.immutables.indexOf(target) + 1] ?? now.active;

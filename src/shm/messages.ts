@@ -47,6 +47,12 @@ export interface FlushTask {
   memtable: SharedArrayBuffer;
   blockSize: number;
   compression: boolean;
+  /**
+   * The database's shared block cache (SharedBlockCache.buffer, layout.ts section 5), to warm
+   * with every data block written; absent when the database has no tier 2 or
+   * prepopulateBlockCache is off. Its keys are (fileNumber, block offset) of this database.
+   */
+  blockCache?: SharedArrayBuffer;
 }
 
 /** Caller's thread → pool: merge input files into new files at outputLevel. */

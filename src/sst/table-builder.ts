@@ -8,6 +8,7 @@
 //   2. each cut block is LZ4-compressed when enabled and it saves at least 1/8, else stored
 //      raw; its index entry (last key → handle) is queued in the index block;
 //   3. finish() writes the bloom filter, the index block and the footer, then fdatasyncs.
+// options.onDataBlock sees each data block's uncompressed contents as it is written (step 2).
 // Output is staged in a 256 KiB buffer and written with positioned writes through
 // fileSystem(), so small blocks do not cost one syscall each.
 // REQUIRES: internal keys strictly increasing (asserted); the caller owns fd (opened for
@@ -44,6 +45,12 @@ export interface TableBuilderOptions {
   /** 0 disables the filter; default BLOOM_BITS_PER_KEY_DEFAULT. */
   bloomBitsPerKey?: number;
   restartInterval?: number;
+  /**
+   * Called with each data block as it is written: its file offset and its uncompressed contents,
+   * byte for byte what a reader's decodeBlock returns for it. contents is only valid during the
+   * call (the builder reuses its buffer). Flushes use it to warm the shared block cache.
+   */
+  onDataBlock?: (offset: number, contents: Uint8Array) => void;
 }
 
 export interface TableProperties {
@@ -69,6 +76,7 @@ export class TableBuilder {
   private readonly data: BlockBuilder;
   private readonly index = new BlockBuilder(INDEX_RESTART_INTERVAL);
   private readonly bloom: BloomBuilder | undefined;
+  private readonly onDataBlock: ((offset: number, contents: Uint8Array) => void) | undefined;
 
   /** Staged output: chunk[0, chunkUsed) belongs at file offset chunkStart. */
   private readonly chunk = new Uint8Array(OUTPUT_CHUNK_BYTES);
@@ -94,6 +102,7 @@ export class TableBuilder {
     this.data = new BlockBuilder(options.restartInterval ?? RESTART_INTERVAL_DEFAULT, Math.min(options.blockSize + 1024, 4 * 1024 * 1024));
     const bitsPerKey = options.bloomBitsPerKey ?? BLOOM_BITS_PER_KEY_DEFAULT;
     this.bloom = bitsPerKey > 0 ? new BloomBuilder(bitsPerKey) : undefined;
+    this.onDataBlock = options.onDataBlock;
   }
 
   /** Bytes written so far plus the open data block; flushes compare it with the target file size. */
@@ -163,7 +172,9 @@ export class TableBuilder {
 
   private flushDataBlock(): void {
     // The index key is the block's last key: the first index key >= a target names the block holding it.
-    const handle = this.writeBlock(this.data.finish(), this.compression);
+    const contents = this.data.finish();
+    const handle = this.writeBlock(contents, this.compression);
+    this.onDataBlock?.(handle.offset, contents);
     const end = encodeBlockHandle(this.handleBytes, 0, handle);
     this.index.add(this.data.lastKey(), this.handleBytes.subarray(0, end));
     this.data.reset();

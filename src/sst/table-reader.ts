@@ -9,7 +9,8 @@
 //   2. seeks the index to the lookup key userKey ‖ (snapshotSequence, Put), the smallest
 //      internal key of userKey visible at the snapshot; the first index key >= it names the
 //      only data block that can hold the answer;
-//   3. reads that block (cache, else one read of payload ‖ trailer), verifies and decodes it;
+//   3. reads that block (the block cache's two tiers, else one read of payload ‖ trailer,
+//      verified and decoded, then cached in both tiers);
 //   4. seeks in the block; the entry found answers the lookup if its user key matches.
 // Every block is checksum-verified and structurally validated before use; any mismatch is a
 // CorruptionError naming the file and block offset, never wrong data.
@@ -110,7 +111,10 @@ export class TableReader {
     const target = lookupKey(userKey, snapshotSequence);
     const handle = this.seekIndex(target);
     if (handle === undefined) return undefined;
-    return this.lookupInBlock(this.dataBlockSync(handle), target, userKey);
+    const cache = this.cache;
+    // transient: lookupInBlock is done with the block (it copies the value) before the next cache call.
+    const block = cache?.lookup(this.file, this.fileNumber, handle.offset, true) ?? this.readAndAdmitSync(handle);
+    return this.lookupInBlock(block, target, userKey);
   }
 
   async get(userKey: Uint8Array, snapshotSequence: number): Promise<LookupResult | undefined> {
@@ -119,7 +123,8 @@ export class TableReader {
     const target = lookupKey(userKey, snapshotSequence);
     const handle = this.seekIndex(target);
     if (handle === undefined) return undefined;
-    const block = this.cache?.get(this.fileNumber, handle.offset) ?? (await this.readDataBlock(handle));
+    // transient, as in getSync: nothing awaits between a cache hit and lookupInBlock.
+    const block = this.cache?.lookup(this.file, this.fileNumber, handle.offset, true) ?? (await this.readDataBlock(handle));
     return this.lookupInBlock(block, target, userKey);
   }
 
@@ -233,15 +238,21 @@ export class TableReader {
   }
 
   /**
-   * Internal (TableIterator): a data block through the cache, read synchronously on a miss.
-   * With a read-ahead window, a miss that moves forward reads READAHEAD_BYTES at once, so a
-   * scan does one read per window instead of one per block.
+   * Internal (TableIterator): a data block through the cache's tiers (block-cache.ts), read
+   * synchronously on a miss and then admitted to both tiers. With a read-ahead window, a miss
+   * that moves forward reads READAHEAD_BYTES at once, so a scan does one read per window
+   * instead of one per block.
    */
   dataBlockSync(handle: BlockHandle, readahead?: Readahead): Block {
-    const cached = this.cache?.get(this.fileNumber, handle.offset);
-    if (cached !== undefined) return cached;
+    const cache = this.cache;
+    if (cache === undefined) return this.readDataBlockSync(handle, readahead);
+    return cache.lookup(this.file, this.fileNumber, handle.offset) ?? this.readAndAdmitSync(handle, readahead);
+  }
+
+  /** A cache miss: reads the block and admits it to the cache's tiers. */
+  private readAndAdmitSync(handle: BlockHandle, readahead?: Readahead): Block {
     const block = this.readDataBlockSync(handle, readahead);
-    this.cache?.insert(this.fileNumber, handle.offset, block);
+    this.cache?.admit(this.fileNumber, handle.offset, block);
     return block;
   }
 
@@ -267,7 +278,7 @@ export class TableReader {
   private async readDataBlock(handle: BlockHandle): Promise<Block> {
     const raw = await readRange(this.file, this.fd, handle.offset, handle.size + BLOCK_TRAILER_BYTES);
     const block = new Block(this.file, handle.offset, decodeBlock(this.file, handle.offset, raw));
-    this.cache?.insert(this.fileNumber, handle.offset, block);
+    this.cache?.admit(this.fileNumber, handle.offset, block);
     return block;
   }
 }
