@@ -19,6 +19,7 @@ import { kvDir, tableName } from '../common/files.js';
 import type { FileMeta } from '../log/manifest.js';
 import { Memtable } from '../shm/memtable.js';
 import { compareBytesRange } from '../sst/block.js';
+import { bloomHash } from '../sst/bloom.js';
 import { BlockCache } from '../sst/block-cache.js';
 import { TableReader } from '../sst/table-reader.js';
 
@@ -140,16 +141,18 @@ export class Version {
     const m = this.lookupMemtables(key, snapshot);
     if (m) return m.kind === EntryKind.Put ? asBuffer(m.value) : undefined;
     // candidateFiles() unrolled: a generator costs more than the rest of a cached lookup.
+    // One filter hash serves every table probed (they share the seed).
     const levels = this.levels;
+    let hash: number | undefined;
     for (const f of levels[0]) {
       if (!inRange(f, key)) continue;
-      const r = tables.getSync(f.fileNumber).getSync(key, snapshot);
+      const r = tables.getSync(f.fileNumber).getSync(key, snapshot, (hash ??= bloomHash(key)));
       if (r) return r.kind === EntryKind.Put ? asBuffer(r.value) : undefined;
     }
     for (let level = 1; level < levels.length; level++) {
       const f = fileAt(levels[level], key);
       if (f === undefined) continue;
-      const r = tables.getSync(f.fileNumber).getSync(key, snapshot);
+      const r = tables.getSync(f.fileNumber).getSync(key, snapshot, (hash ??= bloomHash(key)));
       if (r) return r.kind === EntryKind.Put ? asBuffer(r.value) : undefined;
     }
     return undefined;

@@ -81,9 +81,14 @@ export class BloomFilter {
   }
 
   mayContain(userKey: Uint8Array): boolean {
+    return this.mayContainHash(bloomHash(userKey));
+  }
+
+  /** mayContain for a key whose bloomHash the caller computed (once for every file probed). */
+  mayContainHash(hash: number): boolean {
     const probes = this.probes;
     if (probes < 1 || probes > PROBES_MAX || this.totalBits === 0) return true;
-    let h = bloomHash(userKey);
+    let h = hash;
     const delta = ((h >>> 17) | (h << 15)) >>> 0;
     const bits = this.bits;
     const totalBits = this.totalBits;

@@ -24,7 +24,7 @@ import { EntryKind, TRAILER_BYTES } from '../common/keys.js';
 import { getVarint } from '../common/varint.js';
 import { Block, BlockIterator, compareInternalRange } from './block.js';
 import type { BlockCache } from './block-cache.js';
-import { BloomFilter } from './bloom.js';
+import { BloomFilter, bloomHash } from './bloom.js';
 import { BLOCK_BYTES_MAX, BLOCK_TRAILER_BYTES, type BlockHandle, decodeBlock, decodeFooter, FOOTER_BYTES, type Footer } from './format.js';
 
 export interface VerifyReport {
@@ -104,10 +104,14 @@ export class TableReader {
     return this.filter === undefined || this.filter.mayContain(userKey);
   }
 
-  /** Newest entry for userKey with sequence <= snapshotSequence (tombstones included), or undefined. */
-  getSync(userKey: Uint8Array, snapshotSequence: number): LookupResult | undefined {
+  /**
+   * Newest entry for userKey with sequence <= snapshotSequence (tombstones included), or
+   * undefined. keyHash: bloomHash(userKey), when the caller probes several tables with one key.
+   */
+  getSync(userKey: Uint8Array, snapshotSequence: number, keyHash?: number): LookupResult | undefined {
     assert(!this.closed, 'TableReader used after close');
-    if (!this.mayContain(userKey)) return undefined;
+    const filter = this.filter;
+    if (filter !== undefined && !filter.mayContainHash(keyHash ?? bloomHash(userKey))) return undefined;
     const target = lookupKey(userKey, snapshotSequence);
     const handle = this.seekIndex(target);
     if (handle === undefined) return undefined;
@@ -268,6 +272,13 @@ export class TableReader {
       readahead.bytes = readRangeSync(this.file, this.fd, handle.offset, windowBytes);
       readahead.offset = handle.offset;
       raw = readahead.bytes.subarray(0, bytes);
+    } else if (bytes <= READ_SCRATCH_BYTES_MAX) {
+      // A point read: into the thread's scratch buffer, so the only allocation is LZ4's output
+      // (a fresh ArrayBuffer costs ~3 us here, more than the pread). An uncompressed block
+      // decodes to a view of the scratch, so it is copied out.
+      if (readScratch.length < bytes) readScratch = new Uint8Array(Math.min(READ_SCRATCH_BYTES_MAX, Math.max(bytes, readScratch.length * 2)));
+      const contents = decodeBlock(this.file, handle.offset, readRangeIntoSync(this.file, this.fd, handle.offset, bytes, readScratch));
+      return new Block(this.file, handle.offset, contents.buffer === readScratch.buffer ? contents.slice() : contents);
     } else {
       raw = readRangeSync(this.file, this.fd, handle.offset, bytes);
     }
@@ -322,6 +333,22 @@ function fileSizeOf(file: string, fd: number): number {
   }
   if (size < FOOTER_BYTES) throw new CorruptionError(file, 0, `file of ${size} bytes is shorter than the ${FOOTER_BYTES}-byte footer`);
   return size;
+}
+
+/** This thread's buffer for point reads of blocks (readDataBlockSync); grows up to READ_SCRATCH_BYTES_MAX. */
+let readScratch = new Uint8Array(16 * 1024);
+const READ_SCRATCH_BYTES_MAX = 1024 * 1024;
+
+/** readRangeSync into scratch (at least `bytes` long); returns the view of what was read. */
+function readRangeIntoSync(file: string, fd: number, offset: number, bytes: number, scratch: Uint8Array): Uint8Array {
+  let n: number;
+  try {
+    n = readExactSync(fd, scratch, bytes, offset);
+  } catch (e) {
+    throw ioError(`read of ${file} at ${offset} failed`, e);
+  }
+  if (n !== bytes) throw new CorruptionError(file, offset, `truncated: read ${n} of ${bytes} bytes`);
+  return scratch.subarray(0, bytes);
 }
 
 function readRangeSync(file: string, fd: number, offset: number, bytes: number): Uint8Array {
