@@ -246,6 +246,66 @@ describe('locking across processes', () => {
   });
 });
 
+describe('memtable buffers', () => {
+  // Node keeps a SharedArrayBuffer that reached another thread alive as long as that thread
+  // lives, so memtable buffers are reused instead of allocated per rotation.
+  it('are reused: 50+ rotations allocate a bounded number of buffers, and every value reads back', async () => {
+    const db = new StemeDB(fresh(), { writeBufferSize: 64 * 1024, keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    await db.open();
+    const value = (i: number, round: number) => Buffer.alloc(100, (i + round) & 0xff);
+    const rounds = 6;
+    for (let round = 0; round < rounds; round++) {
+      for (let b = 0; b < 40; b++) {
+        await db.batch(Array.from({ length: 200 }, (_, i) => ({ type: 'put' as const, key: `k${String(b * 200 + i).padStart(6, '0')}`, value: value(b * 200 + i, round) })));
+      }
+    }
+    await db.flush();
+    const stats = db.stats();
+    expect(stats.flushes).toBeGreaterThan(50);
+    // The active, immutableMemtablesMax (2) waiting, and spares: far below one per flush.
+    expect(stats.memtableBuffersAllocated).toBeGreaterThan(0);
+    expect(stats.memtableBuffersAllocated).toBeLessThanOrEqual(8);
+    for (let i = 0; i < 8000; i += 37) expect((await db.get(`k${String(i).padStart(6, '0')}`))!.equals(value(i, rounds - 1))).toBe(true);
+    await db.close();
+  });
+
+  it('are reused for batches larger than the write buffer too (mostly)', async () => {
+    // Each 1000-op batch (~190 KiB of memtable) is larger than the 64 KiB write buffer, so every
+    // rotation makes a standard memtable and replaces it with a larger one.
+    const db = new StemeDB(fresh(), { writeBufferSize: 64 * 1024, keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    await db.open();
+    for (let round = 0; round < 3; round++) {
+      for (let b = 0; b < 20; b++) await db.batch(Array.from({ length: 1000 }, (_, i) => ({ type: 'put' as const, key: `k${b}-${i}`, value: Buffer.alloc(100, round) })));
+    }
+    const stats = db.stats();
+    expect(stats.flushes).toBeGreaterThan(50);
+    expect(stats.memtableBuffersAllocated).toBeLessThan(stats.flushes / 4);
+    await db.close();
+  });
+
+  it('are never reused under a live iterator or snapshot', async () => {
+    const db = new StemeDB(fresh(), { writeBufferSize: 64 * 1024, keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    await db.open();
+    const keys = Array.from({ length: 300 }, (_, i) => `k${String(i).padStart(4, '0')}`);
+    await db.batch(keys.map((key) => ({ type: 'put' as const, key, value: `old-${key}` })));
+    // Both read the memtable that holds the old values; neither has read anything yet.
+    const it = db.iterator();
+    const snapshot = db.snapshot();
+    // Many rotations and flushes, overwriting every key, while the two stay open.
+    for (let round = 0; round < 40; round++) {
+      await db.batch(keys.map((key) => ({ type: 'put' as const, key, value: `new-${round}-${key}`.padEnd(300, '.') })));
+    }
+    await db.flush();
+    expect(db.stats().flushes).toBeGreaterThan(20);
+    const seen = await it.all();
+    expect(seen).toEqual(keys.map((key) => [key, `old-${key}`]));
+    for (const key of keys.slice(0, 50)) expect(await db.get(key, { snapshot })).toBe(`old-${key}`);
+    await snapshot.close();
+    expect(await db.get(keys[7])).toBe(`new-39-${keys[7]}`.padEnd(300, '.'));
+    await db.close();
+  });
+});
+
 describe('worker flags', () => {
   // Workers inherit the process's flags; an explicit execArgv may not carry V8 or per-process
   // flags (nodejs/node#41103), and `--input-type` makes a worker fail to start.

@@ -246,6 +246,32 @@ describe('Memtable against a sorted model', () => {
     expect(passed).toBeLessThan(200);
   }, 120_000);
 
+  it('reuse() over a used buffer gives an empty memtable that then matches the model', () => {
+    const seed = seedFor('memtable reuse');
+    const arena = 20_000 * Memtable.entryBytesMax(60, 40);
+    const first = Memtable.create(arena);
+    const old = fillRandom(first, seed, 20_000, 5_000, (i) => i + 1);
+    first.markImmutable();
+    expect(() => Memtable.reuse(new SharedArrayBuffer(first.buffer.byteLength + 4), arena)).toThrow(AssertionError);
+    const table = Memtable.reuse(first.buffer, arena);
+    expect(table.buffer).toBe(first.buffer);
+    expect(table.isImmutable).toBe(false);
+    expect(table.entryCount).toBe(0);
+    expect(table.usedBytes).toBe(0);
+    const it = table.iterator();
+    it.seekToFirst();
+    expect(it.valid()).toBe(false);
+    // The key filter was cleared too: old keys are (almost all) rejected before any search.
+    let passed = 0;
+    for (const key of old.keys) { expect(table.get(key, SEQUENCE_MAX)).toBeUndefined(); if (table.mayContain(key)) passed++; }
+    expect(passed).toBe(0);
+    const { sorted, byKey, keys } = fillRandom(table, seed ^ 0x1234, 20_000, 5_000, (i) => i + 1);
+    expectForwardScan(table, sorted);
+    for (const key of keys) expectLookup(table, byKey, key, SEQUENCE_MAX);
+    // Another thread's view of the reused buffer sees the new contents.
+    expect(Memtable.attach(table.buffer).entryCount).toBe(20_000);
+  }, 60_000);
+
   it('accepts sequences in any order (bounds follow min and max)', () => {
     const seed = seedFor('memtable shuffled sequences');
     const operations = 20_000;

@@ -301,7 +301,11 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
     const tables = new TableCache(this.location, BlockCache.fromPlan(planBlockCache(this.config.cacheSize, this.config.blockSize)));
     const writes = new WriteChannel(ring, control.buffer, runtime, reply.lastSequence, active.generation);
     let maintenance: Maintenance | undefined;
-    const versions = new VersionSet(new Version(active, refs.slice(0, -1), levels), (files) => void maintenance?.deleteObsolete(files));
+    const versions = new VersionSet(
+      new Version(active, refs.slice(0, -1), levels),
+      (files) => void maintenance?.deleteObsolete(files),
+      (generations) => runtime.send({ type: 'release', dbId, generations }),
+    );
     maintenance = new Maintenance(dbId, runtime, versions, tables, writes, { location: this.location, ...this.config }, reply.state.nextFileNumber, reply.state.lastSequence, (e) => this.backgroundError(e));
     this.tables = tables;
     this.writes = writes;
@@ -582,6 +586,7 @@ export class StemeDB<KDefault = string, VDefault = string> extends AbstractLevel
       walBytesWritten: wal.bytesWritten,
       walSyncs: wal.syncs,
       walGroups: wal.groups,
+      memtableBuffersAllocated: wal.memtableBuffersAllocated,
       memtableActiveBytes: mem.active,
       memtableImmutableBytes: mem.immutable,
       immutableMemtableCount: version.immutables.length,

@@ -121,6 +121,13 @@ export class Runtime {
     if (--this.holds === 0) this.worker.unref();
   }
 
+  /** A message that needs no reply (memtable releases). Dropped once the WAL worker is gone. */
+  send(message: Extract<WalRequest, { type: 'release' }>): void {
+    if (this.dead) return;
+    this.port.postMessage(message);
+    this.doorbell.ring();
+  }
+
   async request(body: RequestBody): Promise<WalReply> {
     if (this.dead) throw new StemeError('LEVEL_IO_ERROR', 'the WAL worker has stopped', { cause: this.dead });
     const requestId = this.nextRequestId++;

@@ -17,8 +17,15 @@ export class VersionSet {
   private currentVersion: Version;
   private readonly versionRefs = new Map<Version, number>();
   private readonly fileRefs = new Map<number, number>();
+  /** Live Versions holding each memtable, by generation (same scheme as fileRefs). */
+  private readonly memtableRefs = new Map<number, number>();
 
-  constructor(initial: Version, private readonly onObsolete: (fileNumbers: number[]) => void) {
+  constructor(
+    initial: Version,
+    private readonly onObsolete: (fileNumbers: number[]) => void,
+    /** Memtables no live Version holds: nothing on this thread reads them again. */
+    private readonly onMemtablesReleased: (generations: number[]) => void = () => {},
+  ) {
     this.currentVersion = initial;
     this.ref(initial);
   }
@@ -45,7 +52,9 @@ export class VersionSet {
   ref(v: Version): void {
     const n = this.versionRefs.get(v) ?? 0;
     this.versionRefs.set(v, n + 1);
-    if (n === 0) for (const files of v.levels) for (const f of files) this.fileRefs.set(f.fileNumber, (this.fileRefs.get(f.fileNumber) ?? 0) + 1);
+    if (n !== 0) return;
+    for (const files of v.levels) for (const f of files) this.fileRefs.set(f.fileNumber, (this.fileRefs.get(f.fileNumber) ?? 0) + 1);
+    for (const m of memtablesOf(v)) this.memtableRefs.set(m, (this.memtableRefs.get(m) ?? 0) + 1);
   }
 
   unref(v: Version): void {
@@ -62,6 +71,13 @@ export class VersionSet {
       }
     }
     if (obsolete.length > 0) this.onObsolete(obsolete);
+    const released: number[] = [];
+    for (const m of memtablesOf(v)) {
+      const c = this.memtableRefs.get(m)! - 1;
+      if (c > 0) this.memtableRefs.set(m, c);
+      else { this.memtableRefs.delete(m); released.push(m); }
+    }
+    if (released.length > 0) this.onMemtablesReleased(released);
   }
 
   /** Live Versions (current included); for stats and tests. */
@@ -72,4 +88,10 @@ export class VersionSet {
   isLive(fileNumber: number): boolean {
     return this.fileRefs.has(fileNumber);
   }
+}
+
+function memtablesOf(v: Version): number[] {
+  const out = [v.active.generation];
+  for (const m of v.immutables) out.push(m.generation);
+  return out;
 }

@@ -232,8 +232,9 @@ export class WriteChannel {
     return settled;
   }
 
-  walStats(): { bytesWritten: number; syncs: number; groups: number } {
+  walStats(): { bytesWritten: number; syncs: number; groups: number; memtableBuffersAllocated: number } {
     return {
+      memtableBuffersAllocated: this.control.load(Control.MemtableBuffersAllocated),
       bytesWritten: this.control.loadWide(Control.WalBytesLow),
       syncs: this.control.load(Control.WalSyncs) >>> 0,
       groups: this.control.load(Control.WalGroups) >>> 0,

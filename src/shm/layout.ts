@@ -69,6 +69,8 @@ export const enum Control {
   WalBytesHigh = 9,
   WalSyncs = 10,
   WalGroups = 11,
+  /** Memtable buffers the WAL worker allocated (reused ones are not counted). WAL worker only. */
+  MemtableBuffersAllocated = 12,
   Int32s = 16,
 }
 

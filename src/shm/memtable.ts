@@ -418,8 +418,38 @@ export class Memtable {
     assert(Number.isSafeInteger(arenaBytes) && arenaBytes >= 0, 'memtable arenaBytes must be a non-negative integer');
     assert(arenaBytes <= ARENA_BYTES_MAX, `memtable arenaBytes must be <= ${ARENA_BYTES_MAX}`);
     const capacityBytes = align4(arenaBytes);
+    return Memtable.initialize(new SharedArrayBuffer(Memtable.bufferBytes(capacityBytes)), capacityBytes);
+  }
+
+  /** The buffer size create(arenaBytes) allocates; a buffer of this size can be reused for it. */
+  static bufferBytes(arenaBytes: number): number {
+    const capacityBytes = align4(arenaBytes);
+    return ARENA_OFFSET + capacityBytes + bloomWordsFor(capacityBytes) * 4;
+  }
+
+  /**
+   * An empty memtable over a buffer that held an earlier one (Memtable.bufferBytes(arenaBytes)
+   * long). Why reuse: Node keeps a SharedArrayBuffer that reached another thread alive as long
+   * as that thread lives, so a fresh buffer per memtable grows the process by one write buffer
+   * per rotation, forever (measured: 4 MiB per buffer, never returned).
+   * REQUIRES: no thread reads the old memtable any more (the caller's thread has released it).
+   * Only the header, head node and key filter are cleared: nodes are written whole before
+   * they are linked, so stale arena bytes are never reachable.
+   */
+  static reuse(buffer: SharedArrayBuffer, arenaBytes: number): Memtable {
+    const capacityBytes = align4(arenaBytes);
+    assert(buffer.byteLength === Memtable.bufferBytes(capacityBytes), 'memtable reuse: buffer size does not match arenaBytes');
+    const words = new Int32Array(buffer);
+    // Magic first, so a reader that still (wrongly) held the buffer fails attach() meanwhile.
+    Atomics.store(words, SLOT_MAGIC, 0);
+    words.fill(0, 1, ARENA_OFFSET >> 2);
+    words.fill(0, (ARENA_OFFSET + capacityBytes) >> 2);
+    return Memtable.initialize(buffer, capacityBytes);
+  }
+
+  private static initialize(buffer: SharedArrayBuffer, capacityBytes: number): Memtable {
     const bloomWords = bloomWordsFor(capacityBytes);
-    const table = new Memtable(new SharedArrayBuffer(ARENA_OFFSET + capacityBytes + bloomWords * 4));
+    const table = new Memtable(buffer);
     const slots = table.slots;
     // Plain stores: nobody else can see the buffer until create() returns it.
     slots[SLOT_FORMAT_VERSION] = MEMTABLE_FORMAT_VERSION;
@@ -434,7 +464,7 @@ export class Memtable {
     const head = HEAD_NODE_OFFSET >> 2;
     slots[head + NODE_HEIGHT_AND_KIND] = HEIGHT_MAX;
     // Magic last, so a half-initialized buffer never passes attach().
-    slots[SLOT_MAGIC] = MEMTABLE_MAGIC;
+    Atomics.store(slots, SLOT_MAGIC, MEMTABLE_MAGIC);
     return table;
   }
 

@@ -29,6 +29,8 @@ export type WalRequest =
   | { type: 'edit'; requestId: number; dbId: number; edit: VersionEdit }
   | { type: 'close'; requestId: number; dbId: number }
   | { type: 'delete'; requestId: number; dbId: number; fileNumbers: number[] }
+  /** No reply: the caller's thread has stopped reading these memtables (WalDatabase.releaseMemtables). */
+  | { type: 'release'; dbId: number; generations: number[] }
   | { type: 'shutdown' };
 
 /** WAL worker → caller's thread, through the worker's parent port. */

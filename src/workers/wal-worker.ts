@@ -74,6 +74,9 @@ function handle(request: WalRequest): void {
       }
       return;
     }
+    case 'release':
+      databases.get(request.dbId)?.releaseMemtables(request.generations);
+      return;
     case 'shutdown':
       running = false;
       return;

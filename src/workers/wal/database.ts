@@ -60,6 +60,10 @@ export class WalDatabase {
   private fragments: Uint8Array[] = [];
   private assembled: { end: number; data: Uint8Array } | undefined;
   private scratch = new Uint8Array(1 << 20);
+  /** Buffers of memtables handed to the caller's thread and not yet released, by generation. */
+  private readonly handedOut = new Map<number, SharedArrayBuffer>();
+  /** Released buffers of the standard size (writeBufferSize), reused by the next memtables. */
+  private readonly spares: SharedArrayBuffer[] = [];
   closed = false;
 
   constructor(
@@ -120,6 +124,7 @@ export class WalDatabase {
       const last = recovered.memtables[recovered.memtables.length - 1];
       for (const m of recovered.memtables) {
         generation++;
+        this.handedOut.set(generation, m.memtable.buffer);
         if (m !== last) {
           handles.push({ generation, buffer: m.memtable.buffer, firstSegment: m.firstSegment, immutable: true });
         }
@@ -131,7 +136,8 @@ export class WalDatabase {
         handles.push({ generation, buffer: last.memtable.buffer, firstSegment: last.firstSegment, immutable: false });
       } else {
         generation++;
-        this.active = Memtable.create(options.writeBufferSize);
+        this.active = this.newMemtable(options.writeBufferSize);
+        this.handedOut.set(generation, this.active.buffer);
         handles.push({ generation, buffer: this.active.buffer, firstSegment: this.segmentNumber, immutable: false });
       }
       this.activeGeneration = generation;
@@ -372,8 +378,9 @@ export class WalDatabase {
   }
 
   private replaceEmptyActive(bytes: number): void {
-    this.active = Memtable.create(Math.max(this.options.writeBufferSize, bytes));
+    this.active = this.newMemtable(Math.max(this.options.writeBufferSize, bytes));
     this.activeGeneration++;
+    this.handedOut.set(this.activeGeneration, this.active.buffer);
     this.post({ type: 'rotated', dbId: this.id, memtable: { generation: this.activeGeneration, buffer: this.active.buffer, firstSegment: this.segmentNumber, immutable: false } });
     this.control.store(Control.MemtableGeneration, this.activeGeneration);
   }
@@ -389,13 +396,48 @@ export class WalDatabase {
     }
     this.active.markImmutable();
     this.control.add(Control.ImmutableCount, 1);
-    this.active = Memtable.create(this.options.writeBufferSize);
+    this.active = this.newMemtable(this.options.writeBufferSize);
     this.activeGeneration++;
+    this.handedOut.set(this.activeGeneration, this.active.buffer);
     // Post first, then bump the generation: the caller's thread sees the new generation only
     // with (or after) the message that carries the buffer, and waits for it before acking.
     this.post({ type: 'rotated', dbId: this.id, memtable: { generation: this.activeGeneration, buffer: this.active.buffer, firstSegment: this.segmentNumber, immutable: false } });
     this.control.store(Control.MemtableGeneration, this.activeGeneration);
     return true;
+  }
+
+  /**
+   * The caller's thread no longer reads these memtables (no live Version holds them, and their
+   * flushes finished): their buffers may be reused. See Memtable.reuse for why reuse matters.
+   */
+  releaseMemtables(generations: number[]): void {
+    for (const generation of generations) {
+      // The active memtable is still written; it is released again after it rotates out.
+      // (Only reachable when a Version is released after close; nothing is reused then.)
+      const buffer = this.handedOut.get(generation);
+      if (buffer === undefined || generation === this.activeGeneration) continue;
+      this.handedOut.delete(generation);
+      // Every released buffer is kept: dropping one would not free it (it reached the caller's
+      // thread, which keeps it alive), so a spare costs nothing extra, and the number of buffers
+      // stays at the most ever in use at once (active + immutableMemtablesMax + those pinned by
+      // iterators and snapshots).
+      this.spares.push(buffer);
+    }
+  }
+
+  /**
+   * A memtable of at least arenaBytes, from a spare buffer when one fits exactly. Sizes above
+   * writeBufferSize (a batch larger than the write buffer) round up to writeBufferSize * 2^k,
+   * so their buffers can be reused too.
+   */
+  private newMemtable(arenaBytes: number): Memtable {
+    let size = this.options.writeBufferSize;
+    while (size < arenaBytes) size *= 2;
+    const bytes = Memtable.bufferBytes(size);
+    const at = this.spares.findIndex((b) => b.byteLength === bytes);
+    if (at >= 0) return Memtable.reuse(this.spares.splice(at, 1)[0], size);
+    this.control.add(Control.MemtableBuffersAllocated, 1);
+    return Memtable.create(size);
   }
 
   close(locksHeld: Set<string>): void {
