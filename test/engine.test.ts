@@ -283,6 +283,25 @@ describe('memtable buffers', () => {
     await db.close();
   });
 
+  it('outlive their database: reopening reuses a closed database\'s buffers', async () => {
+    const location = fresh();
+    const fill = async (db: StemeDB<string, Buffer>) => {
+      for (let b = 0; b < 30; b++) await db.batch(Array.from({ length: 200 }, (_, i) => ({ type: 'put' as const, key: `k${b}-${i}`, value: Buffer.alloc(100, b) })));
+    };
+    const first = new StemeDB<string, Buffer>(location, { writeBufferSize: 64 * 1024, keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    await first.open();
+    await fill(first);
+    await first.close();
+    // Same thread, so the same (lingering) WAL worker: a second database draws on the first's buffers.
+    const second = new StemeDB<string, Buffer>(fresh(), { writeBufferSize: 64 * 1024, keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    await second.open();
+    await fill(second);
+    expect(second.stats().flushes).toBeGreaterThan(10);
+    expect(second.stats().memtableBuffersAllocated).toBe(0);
+    expect((await second.get('k29-199'))!.equals(Buffer.alloc(100, 29))).toBe(true);
+    await second.close();
+  });
+
   it('are never reused under a live iterator or snapshot', async () => {
     const db = new StemeDB(fresh(), { writeBufferSize: 64 * 1024, keyEncoding: 'utf8', valueEncoding: 'utf8' });
     await db.open();

@@ -45,6 +45,14 @@ interface PendingBatch {
 }
 
 
+/**
+ * Memtable buffers of databases closed on this WAL worker, reused by databases opened later
+ * (see WalDatabase.close). Bounded so a process that opens many databases with different
+ * write buffer sizes cannot grow the list without end.
+ */
+const closedDatabaseSpares: SharedArrayBuffer[] = [];
+const CLOSED_DATABASE_SPARES_MAX = 64;
+
 export class WalDatabase {
   readonly ring: RingConsumer;
   readonly control: ControlBlock;
@@ -436,6 +444,8 @@ export class WalDatabase {
     const bytes = Memtable.bufferBytes(size);
     const at = this.spares.findIndex((b) => b.byteLength === bytes);
     if (at >= 0) return Memtable.reuse(this.spares.splice(at, 1)[0], size);
+    const closedAt = closedDatabaseSpares.findIndex((b) => b.byteLength === bytes);
+    if (closedAt >= 0) return Memtable.reuse(closedDatabaseSpares.splice(closedAt, 1)[0], size);
     this.control.add(Control.MemtableBuffersAllocated, 1);
     return Memtable.create(size);
   }
@@ -444,6 +454,14 @@ export class WalDatabase {
     this.closed = true;
     this.closeFiles();
     releaseLock(this.location, locksHeld);
+    // The caller's thread has closed every iterator and snapshot and waited for flushes before
+    // asking to close, so no thread reads these memtables again: later databases on this
+    // worker reuse the buffers (a closed database's buffers would otherwise stay allocated).
+    for (const buffer of [...this.spares, ...this.handedOut.values()]) {
+      if (closedDatabaseSpares.length < CLOSED_DATABASE_SPARES_MAX) closedDatabaseSpares.push(buffer);
+    }
+    this.spares.length = 0;
+    this.handedOut.clear();
   }
 
   private closeFiles(): void {
