@@ -15,10 +15,18 @@ describe('admin endpoints', () => {
       await db.batch(Array.from({ length: 500 }, (_, i) => ({ type: 'put' as const, key: `k${i}`, value: `r${round}-${'x'.repeat(100)}` })));
       await db.flush();
     }
+    // Reads of flushed data: the flushes warmed the shared tier, so these hit it.
+    for (let i = 0; i < 500; i += 7) expect(await db.get(`k${i}`)).toBe(`r2-${'x'.repeat(100)}`);
     const server = await createAdminServer(db, { port: 0 });
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
       const metrics = await (await fetch(`${base}/metrics`)).text();
+      const value = (line: RegExp) => Number(line.exec(metrics)?.[1] ?? NaN);
+      expect(value(/^stemedb_cache_hits_total\{tier="shared"\} (\S+)$/m)).toBeGreaterThan(0);
+      expect(value(/^stemedb_cache_tier_bytes\{tier="shared"\} (\S+)$/m)).toBeGreaterThan(0);
+      expect(value(/^stemedb_cache_tier_bytes\{tier="local"\} (\S+)$/m)).toBeGreaterThanOrEqual(0);
+      expect(value(/^stemedb_cache_misses_total (\S+)$/m)).toBeGreaterThanOrEqual(0);
+      expect(value(/^stemedb_memtable_buffers_allocated (\S+)$/m)).toBeGreaterThanOrEqual(1);
       for (const name of ['stemedb_lsm_pending_compaction_bytes', 'stemedb_storage_write_amplification', 'stemedb_cache_memory_bytes', 'stemedb_index_memory_bytes', 'stemedb_lsm_compaction_duration_seconds_count', 'process_resident_memory_bytes']) {
         expect(metrics).toMatch(new RegExp(`^${name} [0-9.e+-]+$`, 'm'));
       }

@@ -24,6 +24,12 @@ export function prometheusMetrics(db: StemeDB<any, any>): string {
   gauge(lines, 'stemedb_storage_write_amplification', 'Bytes written to disk per user byte written since open.', s.writeAmplification);
   gauge(lines, 'stemedb_cache_memory_bytes', 'Block cache bytes in use.', s.blockCacheBytes);
   gauge(lines, 'stemedb_cache_size_bytes', 'Block cache capacity.', s.blockCacheCapacityBytes);
+  lines.push('# HELP stemedb_cache_tier_bytes Block cache bytes in use per tier (local: decoded blocks on the caller\'s thread; shared: shared memory).', '# TYPE stemedb_cache_tier_bytes gauge');
+  lines.push(`stemedb_cache_tier_bytes{tier="local"} ${s.blockCacheLocalBytes}`, `stemedb_cache_tier_bytes{tier="shared"} ${s.blockCacheSharedBytes}`);
+  lines.push('# HELP stemedb_cache_hits_total Block cache hits per tier.', '# TYPE stemedb_cache_hits_total counter');
+  lines.push(`stemedb_cache_hits_total{tier="local"} ${s.blockCacheLocalHits}`, `stemedb_cache_hits_total{tier="shared"} ${s.blockCacheSharedHits}`);
+  gauge(lines, 'stemedb_cache_misses_total', 'Block reads that went to disk.', s.blockCacheMisses, 'counter');
+  gauge(lines, 'stemedb_memtable_buffers_allocated', 'Memtable buffers allocated since open (reused buffers are not counted; a climb means readers pin old snapshots).', s.memtableBuffersAllocated);
   gauge(lines, 'stemedb_index_memory_bytes', 'Memtable arena bytes in use (active and immutable).', s.memtableActiveBytes + s.memtableImmutableBytes);
   lines.push('# HELP stemedb_storage_operation_errors_total Failed storage operations by kind.', '# TYPE stemedb_storage_operation_errors_total counter');
   for (const [operation, count] of Object.entries(s.storageOperationErrors as Record<string, number>)) {
