@@ -11,6 +11,16 @@
 import { StemeError } from '../../common/errors.js';
 import { fileSystem, writeAllSync } from '../../common/fs.js';
 import { lockFile } from '../../common/files.js';
+import { sleepWorker } from '../../shm/signals.js';
+
+/**
+ * A LOCK that does not parse may be one another thread or process has just created and not yet
+ * written (create and write are two steps). Re-read it this often, this many times, before
+ * calling it torn and stale. Found by the two-worker race test: the loser read the winner's
+ * empty LOCK, took it over, and both went on to create the database.
+ */
+const UNWRITTEN_LOCK_RETRY_MS = 5;
+const UNWRITTEN_LOCK_RETRIES = 100;
 
 let cachedBootId: string | undefined;
 
@@ -49,8 +59,14 @@ export function acquireLock(location: string, ownerThreadId: number, heldHere: S
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    let holder = '';
-    try { holder = fs.readFileSync(file).toString('utf8'); } catch { /* vanished: retry */ }
+    const readHolder = (): string => {
+      try { return fs.readFileSync(file).toString('utf8'); } catch { return ''; /* vanished: retry */ }
+    };
+    let holder = readHolder();
+    for (let i = 0; i < UNWRITTEN_LOCK_RETRIES && !holder.endsWith('\n') && fs.existsSync(file); i++) {
+      sleepWorker(UNWRITTEN_LOCK_RETRY_MS);
+      holder = readHolder();
+    }
     const [pidText, threadText, holderBoot] = holder.trim().split(' ');
     const pid = Number(pidText);
     const sameBoot = holderBoot === undefined ? bootId() === '' : holderBoot === bootId();
