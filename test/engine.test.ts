@@ -246,6 +246,39 @@ describe('locking across processes', () => {
   });
 });
 
+describe('LOCK file', () => {
+  it('an empty LOCK that its creator writes a moment later is not taken over as torn', async () => {
+    // Keep this thread's runtime warm, so the open below reaches the LOCK within milliseconds.
+    const warm = new StemeDB(fresh());
+    await warm.open();
+    const location = fresh();
+    fs.mkdirSync(location, { recursive: true });
+    const lock = path.join(location, 'LOCK');
+    fs.writeFileSync(lock, ''); // created, not yet written: what a racing opener can see
+    const bootId = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    // The "creator" (a live thread of this process that is not the opener) finishes writing.
+    const writer = setTimeout(() => fs.writeFileSync(lock, `${process.pid} 999999 ${bootId}\n`), 150);
+    const db = new StemeDB(location);
+    const error = await db.open().then(() => undefined, (e) => e);
+    clearTimeout(writer);
+    expect(error?.code).toBe('LEVEL_DATABASE_NOT_OPEN');
+    expect(error?.cause?.code).toBe('LEVEL_LOCKED');
+    expect(fs.readFileSync(lock, 'utf8')).toBe(`${process.pid} 999999 ${bootId}\n`);
+    await warm.close();
+  });
+
+  it('an empty LOCK nobody writes is torn and taken over', async () => {
+    const location = fresh();
+    fs.mkdirSync(location, { recursive: true });
+    fs.writeFileSync(path.join(location, 'LOCK'), '');
+    const db = new StemeDB(location);
+    await db.open();
+    await db.put('k', 'v');
+    expect(await db.get('k')).toBe('v');
+    await db.close();
+  });
+});
+
 describe('memtable buffers', () => {
   // Node keeps a SharedArrayBuffer that reached another thread alive as long as that thread
   // lives, so memtable buffers are reused instead of allocated per rotation.
