@@ -720,31 +720,34 @@ export class Memtable {
 
   /** False only when no entry for userKey has been added (the key filter; see the header). */
   mayContain(userKey: Uint8Array): boolean {
-    const slots = this.slots;
-    const bits = this.bloomBits;
-    let h = keyHash(userKey);
-    const delta = ((h >>> 17) | (h << 15)) >>> 0;
-    for (let i = 0; i < BLOOM_PROBES; i++) {
-      const bit = h % bits;
-      // Plain load: bits only go 0 -> 1, and the ones that matter were published with the node.
-      if ((slots[this.bloomStart + (bit >>> 5)] & (1 << (bit & 31))) === 0) return false;
-      h = (h + delta) >>> 0;
-    }
-    return true;
+    return this.probeFilter(userKey, false);
   }
 
   /** Writer only: sets userKey's filter bits. */
   private addToFilter(userKey: Uint8Array): void {
+    this.probeFilter(userKey, true);
+  }
+
+  /**
+   * Visits userKey's BLOOM_PROBES filter bits (double hashing). set: sets each bit, with a plain
+   * read-modify-write (this thread is the only writer of the filter). Otherwise tests them with
+   * plain loads (bits only go 0 -> 1, and the ones that matter were published with the node)
+   * and returns false at the first clear one.
+   */
+  private probeFilter(userKey: Uint8Array, set: boolean): boolean {
     const slots = this.slots;
     const bits = this.bloomBits;
     let h = keyHash(userKey);
     const delta = ((h >>> 17) | (h << 15)) >>> 0;
     for (let i = 0; i < BLOOM_PROBES; i++) {
       const bit = h % bits;
-      // Plain read-modify-write: this thread is the only writer of the filter.
-      slots[this.bloomStart + (bit >>> 5)] |= 1 << (bit & 31);
+      const word = this.bloomStart + (bit >>> 5);
+      const mask = 1 << (bit & 31);
+      if (set) slots[word] |= mask;
+      else if ((slots[word] & mask) === 0) return false;
       h = (h + delta) >>> 0;
     }
+    return true;
   }
 
   /** Writer only: true when node is a real node with this user key and sequence. */
